@@ -1,0 +1,339 @@
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { parseDocument } from "yaml";
+import type { z } from "zod";
+import { InputError } from "../errors.js";
+import { normalizeRegistry } from "../image.js";
+import type { Mode } from "../types.js";
+import { Secret } from "../secret.js";
+import { configSchema, type RawConfig } from "./schema.js";
+
+export const EMBEDDED_DEFAULT = "<embedded default>";
+export const DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9839";
+
+export interface RunnerSpec {
+  /** `ci-prober.yml#runners[0]`: where this entry was written. */
+  source: string;
+  /** Set for entries that expand every [[runners]] of a gitlab-runner config.toml. */
+  runnerConfig?: string;
+  name?: string;
+  dockerConfig?: string;
+  dockerAuthConfigFile?: string;
+  dockerHost?: string;
+  tlsCertPath?: string;
+  mode: Mode;
+  images?: string[];
+  intervalMs?: number;
+  timeoutMs?: number;
+  fresh: boolean;
+}
+
+export interface RegistryTransport {
+  /** PEM text of the CA bundle to trust for this registry. */
+  ca?: string;
+  caFile?: string;
+  insecure: boolean;
+  platform?: string;
+}
+
+export interface LocalCanaryConfig {
+  image: string;
+  command: string[];
+  network: string;
+  expectOutput?: string;
+  intervalMs?: number;
+  timeoutMs?: number;
+  runners?: string[];
+}
+
+export interface GitlabCanaryConfig {
+  url: string;
+  project: string;
+  ref: string;
+  token?: Secret;
+  triggerToken?: Secret;
+  variables: Record<string, string>;
+  intervalMs: number;
+  schedule?: string;
+  timeoutMs: number;
+  ca?: string;
+}
+
+export interface GitlabConfig {
+  url: string;
+  token?: Secret;
+  ca?: string;
+  intervalMs: number;
+}
+
+export interface Config {
+  /** The file it was read from, or EMBEDDED_DEFAULT. */
+  file: string;
+  intervalMs: number;
+  schedule?: string;
+  timeoutMs: number;
+  concurrency: number;
+  listenAddress: string;
+  images: string[];
+  platform: string;
+  helperTimeoutMs: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+  runners: RunnerSpec[];
+  canary: { local?: LocalCanaryConfig; gitlab?: GitlabCanaryConfig };
+  gitlab?: GitlabConfig;
+  /** Keyed by normalised registry host[:port]. */
+  registries: Record<string, RegistryTransport>;
+}
+
+export interface ConfigSources {
+  /** --config, when given. */
+  flag?: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** --config, then $CI_PROBER_CONFIG, then ./ci-prober.yml if present; undefined means the embedded default. */
+export function resolveConfigPath({ flag, env = process.env, cwd = process.cwd() }: ConfigSources): string | undefined {
+  if (flag !== undefined) return resolve(cwd, flag);
+  const fromEnv = env.CI_PROBER_CONFIG;
+  if (fromEnv !== undefined && fromEnv !== "") return resolve(cwd, fromEnv);
+  const local = join(cwd, "ci-prober.yml");
+  return existsSync(local) ? local : undefined;
+}
+
+/** Read, expand and validate a config file; throws InputError with one line naming the file and key. */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new InputError(`${file}: cannot read: ${errnoText(err)}`);
+  }
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const first = doc.errors[0];
+  if (first) {
+    const line = first.linePos?.[0];
+    const where = line ? `line ${line.line} column ${line.col}: ` : "";
+    throw new InputError(`${file}: ${where}invalid YAML: ${first.message.split("\n")[0]}`);
+  }
+  const data: unknown = doc.toJS() ?? {};
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new InputError(`${file}: expected a mapping of settings at the top level`);
+  }
+  const expanded = expandEnv(data, [], file, env);
+  const parsed = configSchema.safeParse(expanded, { reportInput: true });
+  if (!parsed.success) throw new InputError(`${file}: ${formatIssue(parsed.error.issues[0])}`);
+  return resolveConfig(parsed.data, file, env);
+}
+
+/** The config that applies with no file: this host's runners, probed in direct mode (SPEC.md, Discovery). */
+export function embeddedDefault(env: NodeJS.ProcessEnv = process.env, home: string = env.HOME ?? homedir()): Config {
+  return resolveConfig(discoveredRaw(env, home), EMBEDDED_DEFAULT, env);
+}
+
+export function discoveredRaw(env: NodeJS.ProcessEnv, home: string): RawConfig {
+  const dockerConfig = env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, "config.json") : join(home, ".docker", "config.json");
+  const dockerHost = env.DOCKER_HOST && env.DOCKER_HOST !== "" ? env.DOCKER_HOST : "unix:///var/run/docker.sock";
+  const tomls = ["/etc/gitlab-runner/config.toml", join(home, ".gitlab-runner", "config.toml")].filter((f) => existsSync(f));
+  const runners: RawConfig["runners"] = tomls.map((runner_config) => ({
+    runner_config,
+    docker_host: dockerHost,
+    mode: "direct" as const,
+    ...(existsSync(dockerConfig) ? { docker_config: dockerConfig } : {}),
+  }));
+  if (runners.length === 0 && existsSync(dockerConfig)) {
+    // No gitlab-runner here, but a Docker login: probe what this host's jobs would use.
+    runners.push({ name: "local", docker_config: dockerConfig, docker_host: dockerHost, mode: "direct" });
+  }
+  return { runners };
+}
+
+function resolveConfig(raw: RawConfig, file: string, env: NodeJS.ProcessEnv): Config {
+  const base = file === EMBEDDED_DEFAULT ? process.cwd() : dirname(file);
+  const path = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  const label = file === EMBEDDED_DEFAULT ? file : file;
+  const mustExist = (p: string, key: string) => {
+    const full = path(p);
+    if (!existsSync(full)) throw new InputError(`${label}: ${key}: file ${full} does not exist`);
+    return full;
+  };
+  const readSecretFile = (p: string, key: string) => {
+    const full = mustExist(p, key);
+    try {
+      const value = readFileSync(full, "utf8").trim();
+      if (value === "") throw new InputError(`${label}: ${key}: file ${full} is empty`);
+      return new Secret(value);
+    } catch (err) {
+      if (err instanceof InputError) throw err;
+      throw new InputError(`${label}: ${key}: cannot read ${full}: ${errnoText(err)}`);
+    }
+  };
+  const readText = (p: string, key: string) => {
+    const full = mustExist(p, key);
+    try {
+      return readFileSync(full, "utf8");
+    } catch (err) {
+      throw new InputError(`${label}: ${key}: cannot read ${full}: ${errnoText(err)}`);
+    }
+  };
+  const defaultHost = env.DOCKER_HOST && env.DOCKER_HOST !== "" ? env.DOCKER_HOST : "unix:///var/run/docker.sock";
+  const runners: RunnerSpec[] = (raw.runners ?? []).map((r, i) => {
+    const key = `runners[${i}]`;
+    const spec: RunnerSpec = {
+      source: `${label}#${key}`,
+      mode: r.mode ?? "direct",
+      fresh: r.fresh ?? false,
+      dockerHost: r.docker_host ?? defaultHost,
+    };
+    if (r.runner_config !== undefined) spec.runnerConfig = mustExist(r.runner_config, `${key}.runner_config`);
+    if (r.name !== undefined) spec.name = r.name;
+    // The runner user's config.json may legitimately be absent (no login yet); its absence is a probe result, not a config error.
+    if (r.docker_config !== undefined) spec.dockerConfig = path(r.docker_config);
+    if (r.docker_auth_config_file !== undefined) spec.dockerAuthConfigFile = mustExist(r.docker_auth_config_file, `${key}.docker_auth_config_file`);
+    if (r.tls_cert_path !== undefined) spec.tlsCertPath = mustExist(r.tls_cert_path, `${key}.tls_cert_path`);
+    if (r.images !== undefined) spec.images = r.images;
+    if (r.interval !== undefined) spec.intervalMs = r.interval;
+    if (r.timeout !== undefined) spec.timeoutMs = r.timeout;
+    return spec;
+  });
+  const names = new Map<string, number>();
+  runners.forEach((r, i) => {
+    if (r.name === undefined) return;
+    const prev = names.get(r.name);
+    if (prev !== undefined) throw new InputError(`${label}: runners[${i}].name: "${r.name}" is already used by runners[${prev}]`);
+    names.set(r.name, i);
+  });
+
+  const canary: Config["canary"] = {};
+  if (raw.canary?.local) {
+    const l = raw.canary.local;
+    canary.local = {
+      image: l.image,
+      command: l.command ?? ["sh", "-c", "echo ci-prober canary ok"],
+      network: l.network ?? "none",
+      ...(l.expect_output !== undefined ? { expectOutput: l.expect_output } : {}),
+      ...(l.interval !== undefined ? { intervalMs: l.interval } : {}),
+      ...(l.timeout !== undefined ? { timeoutMs: l.timeout } : {}),
+      ...(l.runners !== undefined ? { runners: l.runners } : {}),
+    };
+  }
+  if (raw.canary?.gitlab) {
+    const g = raw.canary.gitlab;
+    canary.gitlab = {
+      url: g.url.replace(/\/+$/, ""),
+      project: String(g.project),
+      ref: g.ref,
+      variables: g.variables ?? {},
+      intervalMs: g.interval ?? 15 * 60_000,
+      timeoutMs: g.timeout ?? 10 * 60_000,
+      ...(g.schedule !== undefined ? { schedule: g.schedule } : {}),
+      ...(g.token_file !== undefined ? { token: readSecretFile(g.token_file, "canary.gitlab.token_file") } : {}),
+      ...(g.token !== undefined ? { token: new Secret(g.token) } : {}),
+      ...(g.trigger_token_file !== undefined
+        ? { triggerToken: readSecretFile(g.trigger_token_file, "canary.gitlab.trigger_token_file") }
+        : {}),
+      ...(g.ca_file !== undefined ? { ca: readText(g.ca_file, "canary.gitlab.ca_file") } : {}),
+    };
+  }
+  let gitlab: GitlabConfig | undefined;
+  if (raw.gitlab) {
+    const g = raw.gitlab;
+    gitlab = {
+      url: g.url.replace(/\/+$/, ""),
+      intervalMs: g.interval ?? 5 * 60_000,
+      ...(g.token_file !== undefined ? { token: readSecretFile(g.token_file, "gitlab.token_file") } : {}),
+      ...(g.token !== undefined ? { token: new Secret(g.token) } : {}),
+      ...(g.ca_file !== undefined ? { ca: readText(g.ca_file, "gitlab.ca_file") } : {}),
+    };
+  }
+  const registries: Record<string, RegistryTransport> = {};
+  for (const [host, t] of Object.entries(raw.registries ?? {})) {
+    const key = `registries["${host}"]`;
+    registries[normalizeRegistry(host)] = {
+      insecure: t.insecure ?? false,
+      ...(t.ca_file !== undefined ? { caFile: path(t.ca_file), ca: readText(t.ca_file, `${key}.ca_file`) } : {}),
+      ...(t.platform !== undefined ? { platform: t.platform } : {}),
+    };
+  }
+  return {
+    file,
+    intervalMs: raw.interval ?? 60_000,
+    ...(raw.schedule !== undefined ? { schedule: raw.schedule } : {}),
+    timeoutMs: raw.timeout ?? 30_000,
+    concurrency: raw.concurrency ?? 8,
+    listenAddress: raw.listen_address ?? DEFAULT_LISTEN_ADDRESS,
+    images: raw.images ?? [],
+    platform: raw.platform ?? "linux/amd64",
+    helperTimeoutMs: raw.helper_timeout ?? 10_000,
+    logLevel: raw.log_level ?? "info",
+    runners,
+    canary,
+    ...(gitlab ? { gitlab } : {}),
+    registries,
+  };
+}
+
+/** Expand ${VAR} in every string of the parsed YAML; an unset variable is an error naming the key. */
+function expandEnv(value: unknown, path: (string | number)[], file: string, env: NodeJS.ProcessEnv): unknown {
+  if (typeof value === "string") {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const v = env[name];
+      if (v === undefined) throw new InputError(`${file}: ${formatPath(path)}: environment variable ${name} is not set`);
+      return v;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, [...path, i], file, env));
+  if (typeof value === "object" && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = expandEnv(v, [...path, k], file, env);
+    return out;
+  }
+  return value;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(String(part))) out += out === "" ? String(part) : `.${String(part)}`;
+    else out += `[${JSON.stringify(String(part))}]`;
+  }
+  return out === "" ? "(top level)" : out;
+}
+
+function formatIssue(issue: z.core.$ZodIssue | undefined): string {
+  if (!issue) return "invalid configuration";
+  const where = formatPath(issue.path);
+  switch (issue.code) {
+    case "unrecognized_keys": {
+      const key = issue.keys[0] ?? "";
+      return `${formatPath([...issue.path, key])}: unknown key`;
+    }
+    case "invalid_type": {
+      if (issue.input === undefined) return `${where}: missing, expected ${issue.expected}`;
+      return `${where}: expected ${issue.expected}, got ${describe(issue.input)}`;
+    }
+    case "invalid_value":
+      return `${where}: ${issue.message.startsWith("expected") ? issue.message : `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`}, got ${describe(issue.input)}`;
+    case "too_small":
+      return `${where}: ${issue.message.startsWith("expected") ? issue.message : "expected a non-empty value"}`;
+    default:
+      return `${where}: ${issue.message}${issue.code === "invalid_format" && issue.input !== undefined && !issue.message.includes("got") ? `, got ${describe(issue.input)}` : ""}`;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  return JSON.stringify(value);
+}
+
+function errnoText(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "ENOENT") return "no such file";
+  if (code === "EACCES") return "permission denied";
+  if (code === "EISDIR") return "is a directory";
+  return err instanceof Error ? err.message : String(err);
+}

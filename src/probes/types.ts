@@ -1,0 +1,44 @@
+import type { Config } from "../config/load.js";
+import type { Logger } from "../log.js";
+import { scrub } from "../secret.js";
+import type { CanaryJob, Credential, ProbeKind, ProbeResult, Runner } from "../types.js";
+
+/** Everything one probe of one target for one runner gets. */
+export interface ProbeContext {
+  config: Config;
+  runner: Runner;
+  /** Registry host for login, image reference for pull, canary name for canary. */
+  target: string;
+  /** Aborted at the probe's deadline (config timeout) or when the daemon stops. Every I/O call takes it. */
+  signal: AbortSignal;
+  /** The probe's own step-by-step log, shown in /status. */
+  log: ProbeLog;
+  logger: Logger;
+  /** The credential this runner would use for a registry, resolved fresh (files are re-read each round). */
+  credentialFor(registry: string): Promise<Credential | undefined>;
+}
+
+/** What a probe body returns on success (beyond success itself). */
+export interface ProbeOutcome {
+  bytes?: number;
+  queuedSeconds?: number;
+  stages?: Record<string, number>;
+  jobs?: CanaryJob[];
+  credential?: ProbeResult["credential"];
+}
+
+/** One shape for every probe kind: run once for one target, never throw. */
+export type ProbeFn = (ctx: ProbeContext) => Promise<ProbeResult>;
+
+/** Step-by-step log of one probe run: "+12ms GET http://127.0.0.1:5000/v2/ -> 401". */
+export class ProbeLog {
+  readonly lines: string[] = [];
+  readonly #start = performance.now();
+
+  step(message: string): void {
+    const elapsed = Math.round(performance.now() - this.#start);
+    this.lines.push(`+${elapsed}ms ${scrub(message)}`);
+  }
+}
+
+export type { ProbeKind };
