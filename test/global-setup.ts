@@ -1,0 +1,15 @@
+import type { TestProject } from "vitest/node";
+import { startServices, type ServicesInfo } from "./services/index.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    services: ServicesInfo;
+  }
+}
+
+/** Starts the real services once for the whole run; every test file reads them with inject("services"). */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const services = await startServices();
+  project.provide("services", services.info);
+  return () => services.stop();
+}
