@@ -1,1 +1,106 @@
-export {};
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { embeddedDefault, loadConfigFile, resolveConfigPath, type Config } from "./config/load.js";
+import { InputError, oneLine } from "./errors.js";
+import { VERSION } from "./version.js";
+
+const USAGE = `Usage: ci-prober [command] [--config FILE] [--json]
+
+Probes what a GitLab CI job is about to do — docker login and pull with each
+runner's stored credentials, canary jobs and pipelines — and exports the
+results as Prometheus metrics.
+
+Commands:
+  run            the daemon: schedule probes, serve /metrics /status (default)
+  once           one round of every probe; a table (or --json); exit 1 if any failed
+  credentials    every credential each runner would use, and where it is stored
+  check-config   validate the config and print the resolved runners
+
+Options:
+  --config FILE  config file (default: $CI_PROBER_CONFIG, then ./ci-prober.yml,
+                 else discover this host's runners)
+  --json         machine-readable output (once, credentials)
+  --help         this text
+  --version      print the version
+
+Exit status: 0 ok, 1 a probe failed (once), 2 bad config or bad input.`;
+
+type Command = "run" | "once" | "credentials" | "check-config";
+const COMMANDS: readonly Command[] = ["run", "once", "credentials", "check-config"];
+
+/** Parse argv and run a command; resolves to the exit status. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: "string", short: "c" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`ci-prober: ${oneLine(err)}\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`ci-prober ${VERSION} (node ${process.version})\n`);
+    return 0;
+  }
+  const command = (positionals[0] ?? "run") as Command;
+  if (!COMMANDS.includes(command) || positionals.length > 1) {
+    process.stderr.write(`ci-prober: unknown command "${positionals.join(" ")}"\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.json && (command === "run" || command === "check-config")) {
+    process.stderr.write(`ci-prober: --json applies to once and credentials, not ${command}\n`);
+    return 2;
+  }
+  try {
+    const config = loadConfig(values.config, env);
+    switch (command) {
+      case "run":
+        return await (await import("./commands/run.js")).runCommand(config);
+      case "once":
+        return await (await import("./commands/once.js")).onceCommand(config, values.json ?? false);
+      case "credentials":
+        return await (await import("./commands/credentials.js")).credentialsCommand(config, values.json ?? false);
+      case "check-config":
+        return await (await import("./commands/check-config.js")).checkConfigCommand(config);
+    }
+  } catch (err) {
+    if (err instanceof InputError) {
+      process.stderr.write(`ci-prober: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+function loadConfig(flag: string | undefined, env: NodeJS.ProcessEnv): Config {
+  const file = resolveConfigPath({ ...(flag !== undefined ? { flag } : {}), env });
+  return file === undefined ? embeddedDefault(env) : loadConfigFile(file, env);
+}
+
+// Run when executed as the bin, not when imported by tests.
+const invoked = process.argv[1] ?? "";
+if (/(?:^|[\\/])(main\.js|ci-prober)$/.test(invoked)) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`ci-prober: internal error: ${oneLine(err)}\n`);
+      process.exitCode = 3;
+    },
+  );
+}

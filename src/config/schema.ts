@@ -1,5 +1,7 @@
 import { z } from "zod";
+import { validate as validCron } from "node-cron";
 import { parseDuration } from "../duration.js";
+import { parseImageRef } from "../image.js";
 
 // Strict schema of ci-prober.yml (SPEC.md, Config). Every object rejects unknown keys.
 
@@ -19,7 +21,17 @@ const listenAddress = z
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, { message: "expected host:port, like 0.0.0.0:9839" });
 
 const mode = z.enum(["engine", "direct"], { message: 'expected "engine" or "direct"' });
-const images = z.array(z.string().min(1, { message: "expected an image reference" }));
+const image = z.string().superRefine((value, ctx) => {
+  try {
+    parseImageRef(value);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: `expected an image reference like registry.example.jp/ci/canary:latest, got ${JSON.stringify(value)}` });
+  }
+});
+const images = z.array(image);
+const cronExpression = z.string().refine((value) => validCron(value), {
+  message: "expected a cron expression like */5 * * * * (node-cron syntax)",
+});
 const platform = z.string().regex(/^[a-z0-9]+\/[a-z0-9_]+(\/[a-z0-9]+)?$/, { message: "expected os/arch like linux/amd64" });
 const dockerHost = z.string().regex(/^(unix|tcp|npipe|ssh):\/\/.+$/, { message: "expected unix:///path or tcp://host:port" });
 
@@ -44,7 +56,7 @@ const runnerEntry = z
   });
 
 const localCanary = z.strictObject({
-  image: z.string().min(1),
+  image,
   command: z.array(z.string()).min(1).optional(),
   /** Docker network mode for the canary container; none unless configured. */
   network: z.string().min(1).optional(),
@@ -66,7 +78,7 @@ const gitlabCanary = z
     trigger_token_file: z.string().min(1).optional(),
     variables: z.record(z.string(), z.string()).optional(),
     interval: positiveDuration.optional(),
-    schedule: z.string().optional(),
+    schedule: cronExpression.optional(),
     timeout: positiveDuration.optional(),
     ca_file: z.string().optional(),
   })
@@ -94,7 +106,7 @@ const registryTransport = z.strictObject({
 export const configSchema = z
   .strictObject({
     interval: positiveDuration.optional(),
-    schedule: z.string().min(1).optional(),
+    schedule: cronExpression.optional(),
     timeout: positiveDuration.optional(),
     concurrency: z.number().int().min(1, { message: "expected an integer of at least 1" }).optional(),
     listen_address: listenAddress.optional(),

@@ -64,6 +64,7 @@ function route(state: GitlabState, key: SigningKey, req: IncomingMessage, res: S
  *   POST /-/test/users                      {username, password?, state?, bot?, deployToken?, actions?, expiresAt?} -> user
  *   POST /-/test/users/:username/state      {state}
  *   POST /-/test/tokens                     {username} -> {token}   (a PRIVATE-TOKEN for the API)
+ *   POST /-/test/users/:username/revoke     revoke the token that is this user's password (access or deploy token)
  */
 function testControl(state: GitlabState, req: IncomingMessage, res: ServerResponse, url: URL, body: string): void {
   const json = (status: number, value: unknown) => {
@@ -78,6 +79,11 @@ function testControl(state: GitlabState, req: IncomingMessage, res: ServerRespon
   const stateMatch = /^\/-\/test\/users\/([^/]+)\/state$/.exec(url.pathname);
   if (req.method === "POST" && stateMatch?.[1]) {
     json(200, state.setState(decodeURIComponent(stateMatch[1]), input.state as UserState));
+    return;
+  }
+  const revokeMatch = /^\/-\/test\/users\/([^/]+)\/revoke$/.exec(url.pathname);
+  if (req.method === "POST" && revokeMatch?.[1]) {
+    json(200, state.revoke(decodeURIComponent(revokeMatch[1])));
     return;
   }
   if (req.method === "POST" && url.pathname === "/-/test/tokens") {

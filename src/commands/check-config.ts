@@ -1,0 +1,27 @@
+import { EMBEDDED_DEFAULT, type Config } from "../config/load.js";
+import { expandRunners, runnerCredentials } from "../credentials/index.js";
+import { formatDuration } from "../duration.js";
+import { table } from "./table.js";
+
+/** Validate the config and the files it points at; print the resolved runners. 0 valid, 2 invalid. */
+export async function checkConfigCommand(config: Config): Promise<number> {
+  const { runners, errors } = await expandRunners(config);
+  const messages = errors.map((e) => e.message);
+  for (const runner of runners) {
+    const creds = await runnerCredentials(runner, { signal: AbortSignal.timeout(config.helperTimeoutMs * 2 + 1000), helperTimeoutMs: config.helperTimeoutMs });
+    for (const c of creds) if (c.error) messages.push(c.error.message);
+  }
+  const source = config.file === EMBEDDED_DEFAULT ? "embedded default (runners discovered on this host)" : config.file;
+  const schedule = config.schedule !== undefined ? `schedule "${config.schedule}"` : `every ${formatDuration(config.intervalMs)}`;
+  process.stdout.write(
+    `config: ${source}\nprobes: ${schedule}, timeout ${formatDuration(config.timeoutMs)}, concurrency ${config.concurrency}, listen ${config.listenAddress}\n\n`,
+  );
+  process.stdout.write(
+    table(
+      ["RUNNER", "MODE", "DOCKER_HOST", "DOCKER_CONFIG", "IMAGES", "SOURCE"],
+      runners.map((r) => [r.name, r.mode, r.dockerHost, r.dockerConfig ?? "-", r.images.join(",") || "-", r.source]),
+    ),
+  );
+  for (const m of messages) process.stderr.write(`ci-prober: ${m}\n`);
+  return messages.length > 0 ? 2 : 0;
+}

@@ -1,0 +1,39 @@
+import type { Config } from "../config/load.js";
+import { createLogger } from "../log.js";
+import { plan } from "../prober.js";
+import { Scheduler } from "../scheduler.js";
+import type { ProbeResult } from "../types.js";
+import { table } from "./table.js";
+
+/** One round of every probe. 0 all passed, 1 any failed, 2 bad input. */
+export async function onceCommand(config: Config, json: boolean): Promise<number> {
+  const logger = createLogger(process.env.CI_PROBER_LOG_LEVEL ?? "warn");
+  const results: ProbeResult[] = [];
+  const sink = { result: (_key: string, r: ProbeResult) => results.push(r) };
+  const p = await plan({ config, logger, sink, signal: AbortSignal.timeout(Math.max(config.timeoutMs, config.helperTimeoutMs) * 2) });
+  const scheduler = new Scheduler({ concurrency: config.concurrency, logger });
+  await scheduler.runOnce(p.tasks);
+  results.sort((a, b) => a.runner.localeCompare(b.runner) || a.probe.localeCompare(b.probe) || a.target.localeCompare(b.target));
+  if (json) {
+    const rows = results.map((r) => ({
+      probe: r.probe,
+      runner: r.runner,
+      target: r.target,
+      success: r.success,
+      reason: r.reason ?? null,
+      duration_seconds: Math.round(r.durationSeconds * 1000) / 1000,
+      error: r.error ?? null,
+    }));
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  } else {
+    process.stdout.write(
+      table(
+        ["RUNNER", "PROBE", "TARGET", "RESULT", "DURATION", "ERROR"],
+        results.map((r) => [r.runner, r.probe, r.target, r.success ? "ok" : (r.reason ?? "failed"), `${r.durationSeconds.toFixed(3)}s`, r.error ?? ""]),
+      ),
+    );
+  }
+  for (const e of p.errors) process.stderr.write(`ci-prober: ${e}\n`);
+  if (p.errors.length > 0) return 2;
+  return results.every((r) => r.success) ? 0 : 1;
+}

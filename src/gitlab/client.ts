@@ -1,0 +1,197 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { Agent, request, type Dispatcher } from "undici";
+import type { z } from "zod";
+import { silentLogger, type Logger } from "../log.js";
+import { HttpStatusError, ProbeError } from "../reasons.js";
+import type { Secret } from "../secret.js";
+import { errorBodySchema } from "./schema.js";
+
+export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
+type Query = Record<string, string | number | boolean | undefined>;
+
+export interface GitlabClientOptions {
+  /** Base URL of the instance: https://gitlab.example.jp (no /api/v4). */
+  url: string;
+  /** Sent as PRIVATE-TOKEN on every request unless a request names its own. */
+  token?: Secret;
+  /** PEM CA bundle to trust for this instance. */
+  ca?: string;
+  logger?: Logger;
+  /** Deadline of one HTTP exchange, whatever the caller's signal allows. */
+  requestTimeoutMs?: number;
+  /** Retries of a 429 answer, and of a 5xx answer to an idempotent request. */
+  maxRetries?: number;
+  /** First backoff when the server gives no hint; doubles on each retry. */
+  backoffMs?: number;
+}
+
+interface CommonRequest {
+  signal: AbortSignal;
+  query?: Query;
+  /** A body sent as JSON. */
+  json?: unknown;
+  /** Overrides the client's token for this request; null sends none. */
+  token?: Secret | null;
+  /** Epoch milliseconds after which no retry wait may end: the caller's own deadline. */
+  deadline?: number;
+}
+
+export interface JsonRequest<T> extends CommonRequest {
+  schema: z.ZodType<T>;
+  expect?: "json";
+}
+
+export interface TextRequest extends CommonRequest {
+  expect: "text";
+}
+
+const MAX_BACKOFF_MS = 60_000;
+
+/**
+ * GitLab REST API v4 over undici. Every request runs under the caller's
+ * AbortSignal and a per-request timeout; 429 waits for Retry-After /
+ * RateLimit-Reset (or backs off exponentially) and 5xx on idempotent requests
+ * is retried, a bounded number of times; any other non-2xx is an
+ * HttpStatusError naming the request, so classify() gives its reason.
+ */
+export class GitlabClient {
+  readonly baseUrl: string;
+  readonly #token: Secret | undefined;
+  readonly #logger: Logger;
+  readonly #dispatcher: Dispatcher | undefined;
+  readonly #requestTimeoutMs: number;
+  readonly #maxRetries: number;
+  readonly #backoffMs: number;
+
+  constructor(opts: GitlabClientOptions) {
+    this.baseUrl = opts.url.replace(/\/+$/, "");
+    this.#token = opts.token;
+    this.#logger = opts.logger ?? silentLogger;
+    this.#dispatcher = opts.ca !== undefined ? new Agent({ connect: { ca: opts.ca } }) : undefined;
+    this.#requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.#maxRetries = opts.maxRetries ?? 4;
+    this.#backoffMs = opts.backoffMs ?? 1000;
+  }
+
+  request<T>(method: HttpMethod, path: string, opts: JsonRequest<T>): Promise<T>;
+  request(method: HttpMethod, path: string, opts: TextRequest): Promise<string>;
+  async request<T>(method: HttpMethod, path: string, opts: JsonRequest<T> | TextRequest): Promise<T | string> {
+    const endpoint = `${method} /api/v4${path}`;
+    const text = await this.#exchange(method, path, endpoint, opts);
+    if (opts.expect === "text") return text;
+    return parseJson(endpoint, text, opts.schema);
+  }
+
+  /** One request with its retries; the body text of the 2xx answer. */
+  async #exchange(method: HttpMethod, path: string, endpoint: string, opts: CommonRequest): Promise<string> {
+    // A POST that reached a 5xx may have taken effect (a second pipeline); only a 429, which GitLab refuses before acting, is safe to repeat.
+    const idempotent = method === "GET" || method === "PUT" || method === "DELETE";
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.#send(method, path, opts);
+      const retryable = res.statusCode === 429 || (res.statusCode >= 500 && idempotent);
+      if (res.statusCode < 400) return res.body.text();
+      const error = await statusError(res, endpoint);
+      if (!retryable || attempt >= this.#maxRetries) throw error;
+      const waitMs = res.statusCode === 429 ? rateLimitWaitMs(res.headers, attempt, this.#backoffMs) : this.#backoffMs * 2 ** attempt;
+      if (opts.deadline !== undefined && Date.now() + waitMs > opts.deadline) throw error;
+      this.#logger.warn({ endpoint, status: res.statusCode, waitMs, attempt: attempt + 1 }, "gitlab request retried");
+      await sleep(waitMs, undefined, { signal: opts.signal });
+    }
+  }
+
+  async #send(method: HttpMethod, path: string, opts: CommonRequest): Promise<Dispatcher.ResponseData> {
+    const url = new URL(`${this.baseUrl}/api/v4${path}`);
+    for (const [key, value] of Object.entries(opts.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers: Record<string, string> = { accept: "application/json" };
+    const token = opts.token === undefined ? this.#token : opts.token;
+    if (token) headers["private-token"] = token.reveal();
+    if (opts.json !== undefined) headers["content-type"] = "application/json";
+    const t0 = performance.now();
+    const res = await request(url, {
+      method,
+      headers,
+      ...(opts.json !== undefined ? { body: JSON.stringify(opts.json) } : {}),
+      signal: AbortSignal.any([opts.signal, AbortSignal.timeout(this.#requestTimeoutMs)]),
+      ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}),
+    });
+    this.#logger.debug({ method, path: url.pathname, status: res.statusCode, ms: Math.round(performance.now() - t0) }, "gitlab request");
+    return res;
+  }
+}
+
+function parseJson<T>(endpoint: string, text: string, schema: z.ZodType<T>): T {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw new ProbeError("bad_response", `${endpoint}: response is not JSON`);
+  }
+  const parsed = schema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? issue.path.join(".") : "(top level)";
+    throw new ProbeError("bad_response", `${endpoint}: unexpected response at ${where}: ${issue?.message ?? "invalid"}`);
+  }
+  return parsed.data;
+}
+
+/** The HttpStatusError for a non-2xx answer, with GitLab's own message when its body has one. Consumes the body. */
+async function statusError(res: Dispatcher.ResponseData, endpoint: string): Promise<HttpStatusError> {
+  const text = await res.body.text().catch(() => "");
+  const retryAfter = retryAfterSeconds(res.headers);
+  return new HttpStatusError(res.statusCode, endpoint, {
+    ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}),
+    ...(errorMessage(text) !== undefined ? { message: errorMessage(text) } : {}),
+  });
+}
+
+function errorMessage(text: string): string | undefined {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    // 429s from Rack::Attack are plain text ("Retry later").
+    const line = text.trim().split("\n")[0];
+    return line ? line.slice(0, 200) : undefined;
+  }
+  const body = errorBodySchema.safeParse(data);
+  if (!body.success) return undefined;
+  const { message, error, error_description } = body.data;
+  if (typeof message === "string") return message.slice(0, 200);
+  if (message !== undefined) return JSON.stringify(message).slice(0, 200);
+  return (error_description ?? error)?.slice(0, 200);
+}
+
+function header(headers: Dispatcher.ResponseData["headers"], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Retry-After as seconds (it may also be an HTTP date). */
+export function retryAfterSeconds(headers: Dispatcher.ResponseData["headers"], now = Date.now()): number | undefined {
+  const value = header(headers, "retry-after");
+  if (value === undefined || value.trim() === "") return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/**
+ * How long to wait before repeating a 429: Retry-After, else GitLab's
+ * RateLimit-Reset (epoch seconds; a small number is read as a delta, as the
+ * IETF draft writes it), else exponential backoff from backoffMs.
+ */
+export function rateLimitWaitMs(headers: Dispatcher.ResponseData["headers"], attempt: number, backoffMs: number, now = Date.now()): number {
+  const retryAfter = retryAfterSeconds(headers, now);
+  // The server's word is honoured in full; the caller's deadline decides whether waiting is worth it.
+  if (retryAfter !== undefined) return retryAfter * 1000;
+  const reset = header(headers, "ratelimit-reset");
+  if (reset !== undefined && /^\d+$/.test(reset.trim())) {
+    const n = Number(reset.trim());
+    const ms = n > 1_000_000_000 ? n * 1000 - now : n * 1000;
+    return Math.max(ms, 0);
+  }
+  return Math.min(backoffMs * 2 ** attempt, MAX_BACKOFF_MS);
+}

@@ -1,0 +1,143 @@
+import type { Config } from "./config/load.js";
+import { credentialFor, expandRunners, runnerCredentials } from "./credentials/index.js";
+import { credentialRow } from "./credentials/format.js";
+import { oneLine } from "./errors.js";
+import { isLoopbackRegistry, parseImageRef } from "./image.js";
+import type { Logger } from "./log.js";
+import type { Metrics } from "./metrics.js";
+import { PROBES } from "./probes/index.js";
+import { ProbeLog, type ProbeContext } from "./probes/types.js";
+import type { Task } from "./scheduler.js";
+import type { CredentialView, StatusStore } from "./status.js";
+import type { Credential, ProbeKind, ProbeResult, Runner } from "./types.js";
+
+/** Where results go: metrics, /status, the log — or, for `once`, a list. */
+export interface Sink {
+  result(key: string, result: ProbeResult): void;
+}
+
+export interface Plan {
+  runners: Runner[];
+  credentials: Map<string, Credential[]>;
+  tasks: Task[];
+  /** One line per bad input (a config.toml that does not parse, an image that is not a reference…). */
+  errors: string[];
+}
+
+export interface PlanOptions {
+  config: Config;
+  logger: Logger;
+  sink: Sink;
+  signal: AbortSignal;
+}
+
+/**
+ * Read the runners and their credentials afresh and turn them into tasks: a
+ * login per registry a runner holds a credential for or pulls from, a pull per
+ * image, a local canary per engine-mode runner, the GitLab canary, and the
+ * credential and certificate checks. Bad input of one runner never hides the others.
+ */
+export async function plan({ config, logger, sink, signal }: PlanOptions): Promise<Plan> {
+  const { runners, errors: runnerErrors } = await expandRunners(config);
+  const errors = runnerErrors.map((e) => e.message);
+  const credentials = new Map<string, Credential[]>();
+  await Promise.all(
+    runners.map(async (runner) => {
+      const creds = await runnerCredentials(runner, { signal, helperTimeoutMs: config.helperTimeoutMs });
+      credentials.set(runner.name, creds);
+      for (const c of creds) if (c.error) errors.push(c.error.message);
+    }),
+  );
+  const tasks: Task[] = [];
+  for (const runner of runners) {
+    const interval = runner.intervalMs ?? config.intervalMs;
+    const timeout = runner.timeoutMs ?? config.timeoutMs;
+    const registries = new Set((credentials.get(runner.name) ?? []).map((c) => c.registry));
+    const images: string[] = [];
+    for (const image of runner.images) {
+      try {
+        registries.add(parseImageRef(image).registry);
+        images.push(image);
+      } catch (err) {
+        errors.push(`${runner.source}: images: ${oneLine(err)}`);
+      }
+    }
+    const add = (probe: ProbeKind, target: string, intervalMs = interval, timeoutMs = timeout) =>
+      tasks.push(probeTask({ config, logger, sink, runner, probe, target, intervalMs, timeoutMs }));
+    for (const registry of registries) add("login", registry);
+    for (const image of images) add("pull", image);
+    const local = config.canary.local;
+    if (local && runner.mode === "engine" && (local.runners === undefined || local.runners.includes(runner.name))) {
+      add("canary", "local", local.intervalMs ?? interval, local.timeoutMs ?? timeout);
+    }
+  }
+  return { runners, credentials, tasks, errors };
+}
+
+interface ProbeTaskOptions {
+  config: Config;
+  logger: Logger;
+  sink: Sink;
+  runner: Runner;
+  probe: ProbeKind;
+  target: string;
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+export function probeTask(o: ProbeTaskOptions): Task {
+  const key = `${o.probe}|${o.runner.name}|${o.target}`;
+  return {
+    key,
+    intervalMs: o.intervalMs,
+    ...(o.config.schedule !== undefined ? { schedule: o.config.schedule } : {}),
+    timeoutMs: o.timeoutMs,
+    async run(signal) {
+      const ctx: ProbeContext = {
+        config: o.config,
+        runner: o.runner,
+        target: o.target,
+        signal,
+        log: new ProbeLog(),
+        logger: o.logger,
+        credentialFor: (registry) => credentialFor(o.runner, registry, { signal, helperTimeoutMs: o.config.helperTimeoutMs }),
+      };
+      const result = await PROBES[o.probe](ctx);
+      o.sink.result(key, result);
+    },
+  };
+}
+
+/** The credential rows of SPEC.md's `credentials --json`, for /status. */
+export function credentialViews(credentials: Credential[]): CredentialView[] {
+  return credentials.map((c) => credentialRow(c) as CredentialView);
+}
+
+/** Registries spoken to over TLS (neither insecure nor loopback): their certificates are worth watching. */
+export function tlsRegistries(config: Config, credentials: Map<string, Credential[]>, runners: Runner[]): string[] {
+  const all = new Set<string>();
+  for (const creds of credentials.values()) for (const c of creds) all.add(c.registry);
+  for (const r of runners) {
+    for (const image of r.images) {
+      try {
+        all.add(parseImageRef(image).registry);
+      } catch {
+        // reported by plan()
+      }
+    }
+  }
+  return [...all].filter((r) => !isLoopbackRegistry(r) && !(config.registries[r]?.insecure ?? false));
+}
+
+/** Record a probe result in metrics and /status and log it with fixed messages. */
+export function daemonSink(metrics: Metrics, status: StatusStore, logger: Logger): Sink {
+  return {
+    result(key, r) {
+      metrics.recordResult(key, r);
+      status.record(key, r);
+      const fields = { probe: r.probe, runner: r.runner, target: r.target, duration_seconds: Math.round(r.durationSeconds * 1000) / 1000 };
+      if (r.success) logger.info(fields, "probe succeeded");
+      else logger.warn({ ...fields, reason: r.reason, error: r.error }, "probe failed");
+    },
+  };
+}
