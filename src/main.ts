@@ -44,7 +44,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       },
     });
   } catch (err) {
-    process.stderr.write(`ci-prober: ${oneLine(err)}\n${USAGE}\n`);
+    const option = /Unknown option '([^']+)'/.exec(oneLine(err))?.[1];
+    process.stderr.write(`ci-prober: ${option !== undefined ? `unknown option ${option}` : oneLine(err)}\n${USAGE}\n`);
     return 2;
   }
   const { values, positionals } = parsed;

@@ -21,6 +21,8 @@ export interface Runner {
   images: string[];
   executor?: string;
   pullPolicy?: string[];
+  /** Engine-mode pull removes the image first so its layers are really fetched (RunnerSpec.fresh). */
+  fresh?: boolean;
   /** Per-runner schedule overrides, milliseconds. */
   intervalMs?: number;
   timeoutMs?: number;

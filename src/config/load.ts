@@ -113,8 +113,8 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
   const first = doc.errors[0];
   if (first) {
-    const line = first.linePos?.[0];
-    const where = line ? `line ${line.line} column ${line.col}: ` : "";
+    const before = text.slice(0, first.pos[0]).split("\n");
+    const where = `line ${before.length} column ${(before.at(-1)?.length ?? 0) + 1}: `;
     throw new InputError(`${file}: ${where}invalid YAML: ${first.message.split("\n")[0]}`);
   }
   const data: unknown = doc.toJS() ?? {};

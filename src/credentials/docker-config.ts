@@ -158,7 +158,7 @@ export function keyPath(key: string): string {
  */
 export function lookupPaths(target: string): string[] {
   const withoutDigest = target.split("@")[0] ?? target;
-  let path = keyPath(withoutDigest);
+  let path = keyPath(isHubShorthand(withoutDigest) ? `docker.io/${withoutDigest}` : withoutDigest);
   const paths: string[] = [];
   for (;;) {
     paths.push(path);
@@ -166,6 +166,17 @@ export function lookupPaths(target: string): string[] {
     if (slash === -1) return paths;
     path = path.slice(0, slash);
   }
+}
+
+/**
+ * `busybox`, `library/busybox`: Docker's rule, the first component is a host
+ * only with a dot or a port, or as localhost. A target without a slash is a
+ * registry unless it is a single bare word.
+ */
+function isHubShorthand(target: string): boolean {
+  if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(target)) return false;
+  const first = target.split("/")[0] ?? "";
+  return !first.includes(".") && !first.includes(":") && first !== "localhost";
 }
 
 /** Keys of one layer of a Docker config that match a path, the key written exactly as the path first, then file order. */

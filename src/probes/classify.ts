@@ -120,6 +120,25 @@ export function fromDaemonText(text: string): Reason | undefined {
   if (text === "") return undefined;
   const t = text.toLowerCase();
   // ENGINE-TEXT-RULES: engine mode adds its daemon texts here.
+  // "pull access denied for X, repository does not exist or may require 'docker login': <cause>" wraps
+  // a registry's DENIED, MANIFEST_UNKNOWN or NAME_UNKNOWN: the cause decides; with none it is access.
+  const pullDenied = /pull access denied for [^\s]+, repository does not exist or may require 'docker login'(?:: (.*))?/s.exec(text);
+  if (pullDenied) return fromDaemonText(pullDenied[1] ?? "") ?? "forbidden";
+  // The daemon spoke HTTPS to a registry that answered plain HTTP: a transport security mismatch fixed in
+  // TLS settings (insecure-registries, or TLS on the registry), not a network outage, so `tls`.
+  if (t.includes("server gave http response to https client")) return "tls";
+  if (t.includes("cannot connect to the docker daemon") || t.includes("is the docker daemon running")) return "engine_unavailable";
+  if (t.includes("i/o timeout") || t.includes("context deadline exceeded") || t.includes("tls handshake timeout") || t.includes("client.timeout exceeded")) {
+    return "timeout";
+  }
+  if (t.includes("x509:") || t.includes("tls: ") || t.includes("certificate signed by unknown authority")) return "tls";
+  if (t.includes("no such host") || t.includes("server misbehaving")) return "dns";
+  if (t.includes("connection refused") || t.includes("connection reset by peer") || t.includes("no route to host") || t.includes("network is unreachable")) {
+    return "connection";
+  }
+  if (t.includes("no space left on device")) return "server_error";
+  // A blob the manifest names is gone from the registry (BLOB_UNKNOWN), reported inside the progress stream.
+  if (t.includes("unknown blob") || t.includes("blob unknown")) return "not_found";
   if (t.includes("toomanyrequests") || t.includes("too many requests")) return "rate_limited";
   if (t.includes("unauthorized") || t.includes("no basic auth credentials") || t.includes("authentication required")) {
     return "unauthorized";

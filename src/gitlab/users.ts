@@ -1,0 +1,92 @@
+import { HttpStatusError } from "../reasons.js";
+import type { Secret } from "../secret.js";
+import type { GitlabClient } from "./client.js";
+import {
+  deployTokenListSchema,
+  gitlabUserListSchema,
+  gitlabUserSchema,
+  personalAccessTokenSchema,
+  type DeployToken,
+  type GitlabUser,
+  type PersonalAccessToken,
+} from "./users-schema.js";
+
+export type { DeployToken, GitlabUser, PersonalAccessToken };
+
+/**
+ * The GitLab user with this username, or undefined when GitLab has none.
+ * `GET /users?username=` matches exactly but case-insensitively. A
+ * non-administrator's list leaves `bot` out, so then the single-user entity,
+ * which has it, is fetched too.
+ */
+export async function findUser(client: GitlabClient, username: string, signal: AbortSignal): Promise<GitlabUser | undefined> {
+  const users = await client.request("GET", "/users", { signal, schema: gitlabUserListSchema, query: { username } });
+  const user = users.find((u) => u.username.toLowerCase() === username.toLowerCase());
+  if (!user || user.bot !== undefined) return user;
+  return client.request("GET", `/users/${user.id}`, { signal, schema: gitlabUserSchema });
+}
+
+/** What `GET /personal_access_tokens/self` tells about a secret sent as PRIVATE-TOKEN. */
+export type TokenLookup =
+  | { kind: "token"; token: PersonalAccessToken }
+  /** GitLab knows the token and refuses it: the API guard names why. */
+  | { kind: "refused"; state: "revoked" | "expired" }
+  /** Not an access token GitLab will describe: a sign-in password, a deploy token, a token of a blocked owner. */
+  | { kind: "none" };
+
+/**
+ * Ask GitLab about a secret by sending it as PRIVATE-TOKEN to
+ * `/personal_access_tokens/self`, which any access token may call whatever its
+ * scopes (personal, project and group access tokens). A revoked or expired
+ * token is refused with 401 and an `error_description` that says which; any
+ * other 401 (a password), a 403 (its owner is blocked: the Users API tells
+ * that) or a 400 (not a personal access token) carries no token facts.
+ */
+export async function lookupToken(client: GitlabClient, secret: Secret, signal: AbortSignal): Promise<TokenLookup> {
+  try {
+    const token = await client.request("GET", "/personal_access_tokens/self", { signal, schema: personalAccessTokenSchema, token: secret });
+    return { kind: "token", token };
+  } catch (err) {
+    if (!(err instanceof HttpStatusError) || ![400, 401, 403].includes(err.status)) throw err;
+    // GitLab's text follows the endpoint in the message (the client takes error_description when there is no message).
+    const said = err.message.slice(err.endpoint.length);
+    if (err.status === 401 && /revoked/i.test(said)) return { kind: "refused", state: "revoked" };
+    if (err.status === 401 && /expired/i.test(said)) return { kind: "refused", state: "expired" };
+    return { kind: "none" };
+  }
+}
+
+const DEPLOY_TOKENS_PER_PAGE = 100;
+// 10 000 deploy tokens; an instance with more is not one this prober can list every round.
+const DEPLOY_TOKENS_MAX_PAGES = 100;
+
+/**
+ * Every deploy token of the instance with this username (`GET /deploy_tokens`,
+ * administrators only), page by page. A custom username may be shared by
+ * tokens of different projects, so all matches are returned.
+ */
+export async function findDeployTokens(client: GitlabClient, username: string, signal: AbortSignal): Promise<DeployToken[]> {
+  const found: DeployToken[] = [];
+  for (let page = 1; page <= DEPLOY_TOKENS_MAX_PAGES; page++) {
+    const tokens = await client.request("GET", "/deploy_tokens", {
+      signal,
+      schema: deployTokenListSchema,
+      query: { per_page: DEPLOY_TOKENS_PER_PAGE, page },
+    });
+    found.push(...tokens.filter((t) => t.username.toLowerCase() === username.toLowerCase()));
+    if (tokens.length < DEPLOY_TOKENS_PER_PAGE) break;
+  }
+  return found;
+}
+
+/**
+ * An `expires_at` as epoch seconds, or undefined when it cannot be read.
+ * Access tokens give a date, and GitLab expires them at its start: "a token
+ * with the expiration date of 2024-01-01 expires at 00:00:00 UTC on
+ * 2024-01-01" (user/profile/personal_access_tokens.md). Deploy tokens give a
+ * datetime, taken as written. (Date.parse reads a bare date as UTC midnight.)
+ */
+export function expiryEpochSeconds(expiresAt: string): number | undefined {
+  const ms = Date.parse(expiresAt);
+  return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
+}

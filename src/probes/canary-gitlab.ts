@@ -1,0 +1,220 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { GitlabCanaryConfig } from "../config/load.js";
+import { formatDuration } from "../duration.js";
+import { oneLine } from "../errors.js";
+import { GitlabClient } from "../gitlab/client.js";
+import {
+  activePipelines,
+  cancelPipeline,
+  createPipeline,
+  FINISHED_STATUSES,
+  getPipeline,
+  jobTrace,
+  pipelineJobs,
+  pipelineVariables,
+  triggerPipeline,
+  type CallOptions,
+} from "../gitlab/pipeline.js";
+import type { Job, Pipeline } from "../gitlab/schema.js";
+import { firstErrorLine } from "../gitlab/trace.js";
+import { ProbeError } from "../reasons.js";
+import type { CanaryJob, ProbeResult, Runner } from "../types.js";
+import { runProbe } from "./run.js";
+import type { ProbeContext, ProbeOutcome } from "./types.js";
+
+/** The variable that marks a pipeline as the prober's own, so a later process can find it. */
+export const CANARY_VARIABLE = "CI_PROBER_CANARY";
+/** Time allowed to cancel a pipeline once its own deadline has passed. */
+const CANCEL_GRACE_MS = 10_000;
+
+export interface GitlabCanaryContext extends ProbeContext {
+  /** Polling of a pipeline: the first wait and the cap it backs off to. Tests shorten them. */
+  poll?: { initialMs: number; maxMs: number };
+  /** The API client; by default one built from `config.canary.gitlab`. */
+  client?: GitlabClient;
+}
+
+/** The pseudo-runner the GitLab canary reports under before its jobs name the real runners. */
+export function gitlabCanaryRunner(cfg: GitlabCanaryConfig): Runner {
+  return { name: "gitlab", mode: "direct", source: `${cfg.url}/${cfg.project}`, dockerHost: "", images: [], timeoutMs: cfg.timeoutMs, intervalMs: cfg.intervalMs };
+}
+
+// One canary pipeline in flight per GitLab project in this process; a second call joins the first.
+const inFlight = new Map<string, Promise<ProbeResult>>();
+
+/** The `gitlab` canary: create (or adopt) a pipeline, follow it to its end or timeout, and report each job. Never throws. */
+export function gitlabCanary(ctx: GitlabCanaryContext): Promise<ProbeResult> {
+  const cfg = ctx.config.canary.gitlab;
+  if (!cfg) {
+    return runProbe("canary", ctx, async () => {
+      throw new ProbeError("unknown", "canary.gitlab is not configured");
+    });
+  }
+  const key = `${cfg.url}#${cfg.project}`;
+  const running = inFlight.get(key);
+  if (running) {
+    ctx.logger.info({ project: cfg.project }, "gitlab canary already in flight; joining it");
+    return running;
+  }
+  const result = runProbe("canary", ctx, () => canaryRun(ctx, cfg)).finally(() => inFlight.delete(key));
+  inFlight.set(key, result);
+  return result;
+}
+
+async function canaryRun(ctx: GitlabCanaryContext, cfg: GitlabCanaryConfig): Promise<ProbeOutcome> {
+  const client = ctx.client ?? new GitlabClient({ url: cfg.url, ...(cfg.token ? { token: cfg.token } : {}), ...(cfg.ca ? { ca: cfg.ca } : {}), logger: ctx.logger });
+  const deadline = Date.now() + cfg.timeoutMs;
+  const follow: CallOptions = { signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(cfg.timeoutMs)]), deadline };
+  const started = await adoptOrStart(ctx, client, cfg, follow);
+  let pipeline: Pipeline;
+  try {
+    pipeline = await followPipeline(ctx, client, cfg.project, started, follow);
+  } catch (err) {
+    if (!follow.signal.aborted) throw err;
+    throw await timedOut(ctx, client, cfg, started.id);
+  }
+  const jobs = await describeJobs(ctx, client, cfg.project, await pipelineJobs(client, cfg.project, pipeline.id, follow), follow);
+  const outcome = outcomeOf(jobs);
+  if (pipeline.status === "success") return outcome;
+  throw withOutcome(new ProbeError("pipeline_failed", failureText(pipeline, jobs)), outcome);
+}
+
+/**
+ * A canary pipeline left by an earlier prober process is followed instead of
+ * starting a second one, unless it is older than the timeout (then it is
+ * cancelled). Without an API token the project cannot be searched.
+ */
+async function adoptOrStart(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, opts: CallOptions): Promise<Pipeline> {
+  const variables = { ...cfg.variables, [CANARY_VARIABLE]: "1" };
+  if (cfg.token) {
+    const ours = await ownActivePipelines(client, cfg, opts);
+    const tooOld = (p: Pipeline) => p.created_at != null && Date.now() - Date.parse(p.created_at) > cfg.timeoutMs;
+    const [adopt, ...extra] = ours.filter((p) => !tooOld(p));
+    for (const p of [...ours.filter(tooOld), ...extra]) {
+      await cancelPipeline(client, cfg.project, p.id, opts);
+      ctx.log.step(`canceled canary pipeline ${p.id} left by an earlier run (${p.status})`);
+    }
+    if (adopt) {
+      ctx.log.step(`adopted canary pipeline ${adopt.id} left by an earlier run (${adopt.status}) ${adopt.web_url}`);
+      ctx.logger.info({ project: cfg.project, pipeline: adopt.id }, "gitlab canary pipeline adopted");
+      return adopt;
+    }
+  }
+  const pipeline = cfg.triggerToken
+    ? await triggerPipeline(client, cfg.project, cfg.ref, cfg.triggerToken, variables, opts)
+    : await createPipeline(client, cfg.project, cfg.ref, variables, opts);
+  ctx.log.step(`created pipeline ${pipeline.id} on ${cfg.project}@${cfg.ref} (${pipeline.status}) ${pipeline.web_url}`);
+  ctx.logger.info({ project: cfg.project, pipeline: pipeline.id }, "gitlab canary pipeline created");
+  return pipeline;
+}
+
+/** Still-going pipelines of the canary ref that carry CI_PROBER_CANARY=1, newest first. */
+async function ownActivePipelines(client: GitlabClient, cfg: GitlabCanaryConfig, opts: CallOptions): Promise<Pipeline[]> {
+  const ours: Pipeline[] = [];
+  for (const p of await activePipelines(client, cfg.project, cfg.ref, opts)) {
+    // Only API- and trigger-created pipelines can carry the variable; pushes and schedules are someone else's.
+    if (p.source !== undefined && p.source !== "api" && p.source !== "trigger") continue;
+    const vars = await pipelineVariables(client, cfg.project, p.id, opts);
+    if (vars[CANARY_VARIABLE] === "1") ours.push(p);
+  }
+  return ours;
+}
+
+/** Poll until the pipeline finishes, waiting longer each time (GitLab's API is shared with every developer). */
+async function followPipeline(ctx: GitlabCanaryContext, client: GitlabClient, project: string, first: Pipeline, opts: CallOptions): Promise<Pipeline> {
+  const poll = ctx.poll ?? { initialMs: 2000, maxMs: 30_000 };
+  let pipeline = first;
+  let waitMs = poll.initialMs;
+  while (!FINISHED_STATUSES.has(pipeline.status)) {
+    await sleep(waitMs, undefined, { signal: opts.signal });
+    waitMs = Math.min(Math.round(waitMs * 1.5), poll.maxMs);
+    const next = await getPipeline(client, project, pipeline.id, opts);
+    if (next.status !== pipeline.status) ctx.log.step(`pipeline ${next.id}: ${next.status}`);
+    pipeline = next;
+  }
+  return pipeline;
+}
+
+/** The timeout passed: record where the jobs were, cancel the pipeline, and say so. */
+async function timedOut(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, id: number): Promise<ProbeError> {
+  // The probe's own deadline has passed by now; the pipeline must still be cancelled, or it holds a runner slot for nothing.
+  const grace: CallOptions = { signal: AbortSignal.timeout(CANCEL_GRACE_MS) };
+  let jobs: CanaryJob[] = [];
+  let status = "unknown";
+  try {
+    jobs = (await pipelineJobs(client, cfg.project, id, grace)).map(toCanaryJob);
+    status = (await cancelPipeline(client, cfg.project, id, grace)).status;
+    ctx.log.step(`pipeline ${id} canceled after ${formatDuration(cfg.timeoutMs)} (${status})`);
+  } catch (err) {
+    ctx.log.step(`pipeline ${id}: cancel failed: ${oneLine(err)}`);
+    ctx.logger.warn({ project: cfg.project, pipeline: id, error: oneLine(err) }, "gitlab canary pipeline cancel failed");
+  }
+  for (const job of jobs) ctx.log.step(jobLine(job));
+  const waiting = jobs.filter((j) => j.runner === null).map((j) => j.name);
+  const why = waiting.length > 0 ? `; no runner picked up ${waiting.join(", ")}` : "";
+  return withOutcome(new ProbeError("pipeline_timeout", `pipeline ${id} did not finish within ${formatDuration(cfg.timeoutMs)}${why}; canceled`), outcomeOf(jobs));
+}
+
+/** Jobs as CanaryJobs, with the explaining trace line of each failed one. */
+async function describeJobs(ctx: GitlabCanaryContext, client: GitlabClient, project: string, jobs: Job[], opts: CallOptions): Promise<CanaryJob[]> {
+  const out: CanaryJob[] = [];
+  for (const job of jobs) {
+    const canaryJob = toCanaryJob(job);
+    if (job.status === "failed") {
+      try {
+        const line = firstErrorLine(await jobTrace(client, project, job.id, opts));
+        if (line !== undefined) canaryJob.errorLine = line;
+      } catch (err) {
+        ctx.log.step(`job ${job.id}: trace unavailable: ${oneLine(err)}`);
+      }
+      ctx.logger.warn(
+        { project, job: job.id, name: job.name, runner: canaryJob.runner, failureReason: canaryJob.failureReason, errorLine: canaryJob.errorLine },
+        "gitlab canary job failed",
+      );
+    }
+    ctx.log.step(jobLine(canaryJob));
+    out.push(canaryJob);
+  }
+  return out;
+}
+
+export function toCanaryJob(job: Job): CanaryJob {
+  const runner = job.runner ? job.runner.description || job.runner.name || `#${job.runner.id}` : null;
+  return {
+    id: job.id,
+    name: job.name,
+    status: job.status,
+    runner,
+    queuedSeconds: job.queued_duration ?? null,
+    durationSeconds: job.duration ?? null,
+    failureReason: job.failure_reason ?? null,
+  };
+}
+
+function jobLine(job: CanaryJob): string {
+  const timing = `queued ${job.queuedSeconds ?? "-"}s, ran ${job.durationSeconds ?? "-"}s`;
+  const failure = job.failureReason ? ` (${job.failureReason})` : "";
+  const line = job.errorLine ? `: ${job.errorLine}` : "";
+  return `job ${job.id} ${job.name} on ${job.runner ?? "no runner"}: ${job.status}${failure}, ${timing}${line}`;
+}
+
+function outcomeOf(jobs: CanaryJob[]): ProbeOutcome {
+  const queued = jobs.map((j) => j.queuedSeconds).filter((q): q is number => q !== null);
+  return { jobs, ...(queued.length > 0 ? { queuedSeconds: Math.max(...queued) } : {}) };
+}
+
+/** `pipeline 12 failed: job canary-a on runner-a: runner_system_failure: ERROR: …`. */
+function failureText(pipeline: Pipeline, jobs: CanaryJob[]): string {
+  const failed = jobs.filter((j) => j.status === "failed");
+  const first = failed[0];
+  if (!first) return `pipeline ${pipeline.id} ${pipeline.status}`;
+  const reason = first.failureReason ? `: ${first.failureReason}` : "";
+  const line = first.errorLine ? `: ${first.errorLine}` : "";
+  const more = failed.length > 1 ? ` (and ${failed.length - 1} more failed jobs)` : "";
+  return `pipeline ${pipeline.id} ${pipeline.status}: job ${first.name} on ${first.runner ?? "no runner"}${reason}${line}${more}`;
+}
+
+/** runProbe() keeps the jobs of a failed run from the error's `outcome`. */
+function withOutcome(err: ProbeError, outcome: ProbeOutcome): ProbeError {
+  return Object.assign(err, { outcome });
+}

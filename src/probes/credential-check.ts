@@ -1,0 +1,152 @@
+import { oneLine } from "../errors.js";
+import type { GitlabClient } from "../gitlab/client.js";
+import { expiryEpochSeconds, findDeployTokens, findUser, lookupToken, type DeployToken, type GitlabUser, type TokenLookup } from "../gitlab/users.js";
+import { silentLogger, type Logger } from "../log.js";
+import { HttpStatusError, type Reason } from "../reasons.js";
+import type { Credential, CredentialKind } from "../types.js";
+import { classify } from "./classify.js";
+
+/** Who stands behind one credential, and whether that can stop working (SPEC.md, Probes: credential checks). */
+export interface CredentialCheck {
+  runner: string;
+  registry: string;
+  username: string;
+  kind: CredentialKind;
+  /**
+   * The owner's state as the Users API names it (active, blocked, ldap_blocked,
+   * deactivated, banned, blocked_pending_approval, …), else the token's own
+   * (revoked, expired), else unknown (nothing to ask, or asking failed) or
+   * not_found (GitLab has no such user or deploy token).
+   */
+  state: string;
+  /** When the token stops working, epoch seconds; absent when it never expires or GitLab cannot tell. */
+  expiresAt?: number;
+  error?: { reason: Reason; message: string };
+}
+
+type Finding = Omit<CredentialCheck, "runner" | "registry" | "username">;
+
+/**
+ * Check one credential against GitLab: its kind (from the username's form,
+ * then the Users API), its owner's state, and its token's expiry and
+ * revocation where GitLab can tell. `client` carries the administrator token
+ * the checks read the Users and deploy token APIs with. Never throws: a
+ * failure is classified into `error`.
+ */
+export async function checkCredential(client: GitlabClient, credential: Credential, signal: AbortSignal, logger: Logger = silentLogger): Promise<CredentialCheck> {
+  const base = { runner: credential.runner, registry: credential.registry, username: credential.username };
+  let finding: Finding;
+  try {
+    finding = await inspect(client, credential, signal);
+  } catch (err) {
+    finding = { kind: kindFromUsername(credential.username) ?? "unknown", state: "unknown", error: describe(err, signal) };
+  }
+  const check = { ...base, ...finding };
+  logger.debug({ ...base, kind: check.kind, state: check.state, reason: check.error?.reason }, "credential checked");
+  return check;
+}
+
+async function inspect(client: GitlabClient, credential: Credential, signal: AbortSignal): Promise<Finding> {
+  const { username } = credential;
+  // No username (a helper that failed): `GET /users?username=` would list everyone.
+  if (username === "") return { kind: "unknown", state: "unknown" };
+  const formKind = kindFromUsername(username);
+  // A job token lives as long as its job, and GitLab has no API that describes one.
+  if (formKind === "job_token") return { kind: "job_token", state: "unknown" };
+  if (formKind === "deploy_token") {
+    return deployTokenFinding(await findDeployTokens(client, username, signal)) ?? { kind: "deploy_token", state: "not_found" };
+  }
+  const user = await findUser(client, username, signal);
+  if (user) return userFinding(client, credential, user, formKind, signal);
+  if (formKind === undefined) {
+    const custom = await customDeployToken(client, username, signal);
+    if (custom) return custom;
+  }
+  return { kind: formKind ?? "unknown", state: "not_found" };
+}
+
+/**
+ * The kind a username's form tells (SPEC.md, Words), or undefined when only
+ * the Users API can tell. Local until src/credentials/ exports one.
+ */
+function kindFromUsername(username: string): CredentialKind | undefined {
+  if (/^gitlab\+deploy-token-\d+$/.test(username)) return "deploy_token";
+  if (/^(project|group)_\d+_bot/.test(username)) return "bot";
+  if (username === "gitlab-ci-token") return "job_token";
+  return undefined;
+}
+
+/**
+ * The kind the Users API tells. GitLab's REST entities carry `bot` but not
+ * `user_type`, and service accounts are bots there too; GitLab names them
+ * service_account_… (instance) and service_account_group_N_… (group).
+ */
+function kindFromUser(user: GitlabUser): CredentialKind {
+  if (user.bot === undefined) return "unknown";
+  if (!user.bot) return "personal";
+  if (user.user_type === "service_account" || /^service_account_/.test(user.username)) return "service_account";
+  return "bot";
+}
+
+async function userFinding(client: GitlabClient, credential: Credential, user: GitlabUser, formKind: CredentialKind | undefined, signal: AbortSignal): Promise<Finding> {
+  const kind = formKind ?? kindFromUser(user);
+  const owner: Finding = { kind, state: user.state };
+  if (!credential.secret || !mayAskAboutSecret(kind, credential.secret.reveal())) return owner;
+  try {
+    return withToken(owner, await lookupToken(client, credential.secret, signal));
+  } catch (err) {
+    // The owner's state is known; only the token's facts are missing.
+    return { ...owner, error: describe(err, signal) };
+  }
+}
+
+/**
+ * Whether the secret may be sent to GitLab as PRIVATE-TOKEN to learn its
+ * expiry. Bots and service accounts sign in only with access tokens. A human's
+ * secret is sent only when it has the form of a GitLab access token (`glpat-`,
+ * possibly behind an instance prefix): a password — an LDAP one, or one for
+ * another registry that happens to share a GitLab username — never leaves for
+ * an API that would only answer 401. Tokens without the prefix date from before
+ * GitLab 14.5 and expired in 2024 at the latest, when 16.0 gave every token an expiry.
+ */
+function mayAskAboutSecret(kind: CredentialKind, secret: string): boolean {
+  return kind === "bot" || kind === "service_account" || secret.includes("glpat-");
+}
+
+/** Merge what the token says about itself into the owner's facts. */
+function withToken(owner: Finding, lookup: TokenLookup): Finding {
+  if (lookup.kind === "none") return owner;
+  // A blocked owner explains more than its token: every token of that user stops at once.
+  const ownerActive = owner.state === "active";
+  if (lookup.kind === "refused") return ownerActive ? { ...owner, state: lookup.state } : owner;
+  const { token } = lookup;
+  const tokenState = token.revoked ? "revoked" : token.active ? "active" : "expired";
+  const expiresAt = token.expires_at === null ? undefined : expiryEpochSeconds(token.expires_at);
+  return { ...owner, state: ownerActive ? tokenState : owner.state, ...(expiresAt !== undefined ? { expiresAt } : {}) };
+}
+
+/**
+ * A deploy token's facts. Tokens of different projects may share a custom
+ * username; the credential may be any of them, so an active one is preferred.
+ */
+function deployTokenFinding(tokens: DeployToken[]): Finding | undefined {
+  const token = tokens.find((t) => !t.revoked && !t.expired) ?? tokens[0];
+  if (!token) return undefined;
+  const state = token.revoked ? "revoked" : token.expired ? "expired" : "active";
+  const expiresAt = token.expires_at === null ? undefined : expiryEpochSeconds(token.expires_at);
+  return { kind: "deploy_token", state, ...(expiresAt !== undefined ? { expiresAt } : {}) };
+}
+
+/** A deploy token with a custom username. Listing them takes an administrator; without one the answer is "no user". */
+async function customDeployToken(client: GitlabClient, username: string, signal: AbortSignal): Promise<Finding | undefined> {
+  try {
+    return deployTokenFinding(await findDeployTokens(client, username, signal));
+  } catch (err) {
+    if (err instanceof HttpStatusError && err.status === 403) return undefined;
+    throw err;
+  }
+}
+
+function describe(err: unknown, signal: AbortSignal): { reason: Reason; message: string } {
+  return { reason: classify(err, signal), message: oneLine(err) };
+}
