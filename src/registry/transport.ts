@@ -11,7 +11,9 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { ProbeError } from "../reasons.js";
+import { rootCertificates } from "node:tls";
+import { HttpStatusError, ProbeError } from "../reasons.js";
+import { errorBodySchema } from "./schema.js";
 
 export interface HttpResponse {
   status: number;
@@ -37,32 +39,26 @@ export interface SendInit {
 const MAX_REDIRECTS = 5;
 
 /**
- * Keep-alive agents for one probe: the registry's own origin trusts the
- * configured CA; any other origin (blob storage a registry redirects to) the
- * system's. close() destroys every socket so nothing outlives the probe.
+ * Keep-alive agents for one probe; close() destroys every socket so nothing
+ * outlives it. A configured CA is trusted beside the public roots, not instead
+ * of them: like Docker, the same trust serves the registry, its token realm
+ * (often a GitLab behind the same company CA) and blob storage it redirects to.
  */
 export class Agents {
-  readonly #ca: string | undefined;
   readonly #http = new HttpAgent({ keepAlive: true, maxSockets: 4 });
   readonly #https: HttpsAgent;
-  readonly #httpsDefault = new HttpsAgent({ keepAlive: true, maxSockets: 4 });
-  readonly #caOrigin: string;
 
-  constructor(registryOrigin: string, ca: string | undefined) {
-    this.#ca = ca;
-    this.#caOrigin = registryOrigin;
-    this.#https = ca === undefined ? this.#httpsDefault : new HttpsAgent({ keepAlive: true, maxSockets: 4, ca });
+  constructor(ca: string | undefined) {
+    this.#https = new HttpsAgent({ keepAlive: true, maxSockets: 4, ...(ca !== undefined ? { ca: [...rootCertificates, ca] } : {}) });
   }
 
   for(url: URL): HttpAgent | HttpsAgent {
-    if (url.protocol === "http:") return this.#http;
-    return this.#ca !== undefined && url.origin === this.#caOrigin ? this.#https : this.#httpsDefault;
+    return url.protocol === "http:" ? this.#http : this.#https;
   }
 
   close(): void {
     this.#http.destroy();
     this.#https.destroy();
-    this.#httpsDefault.destroy();
   }
 }
 
@@ -159,4 +155,42 @@ export function truncated(err: unknown, res: HttpResponse, endpoint: string, rec
 /** "GET http://host/v2/…" with any user:password@ and query removed: safe for errors and logs. */
 export function endpointOf(method: string, url: URL): string {
   return `${method} ${url.origin}${url.pathname}`;
+}
+
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+/**
+ * The HttpStatusError for an unwanted answer, with the registry's error code
+ * and message (`{errors:[{code,message}]}`) or a token server's message when
+ * the body has one. The body is always consumed.
+ */
+export async function httpError(res: HttpResponse, endpoint: string): Promise<HttpStatusError> {
+  let text = "";
+  try {
+    text = (await readBody(res, ERROR_BODY_LIMIT, endpoint)).toString("utf8");
+  } catch (err) {
+    if (res.signal.aborted) throw err;
+    // An unreadable error body still leaves the status to classify by.
+  }
+  const retryAfter = Number(res.headers["retry-after"] ?? Number.NaN);
+  const detail = { ...errorDetail(text), ...(Number.isFinite(retryAfter) ? { retryAfterSeconds: retryAfter } : {}) };
+  return new HttpStatusError(res.status, endpoint, detail);
+}
+
+function errorDetail(text: string): { code?: string; message?: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return {};
+  }
+  const parsed = errorBodySchema.safeParse(json);
+  if (!parsed.success) return {};
+  const body = parsed.data;
+  if ("errors" in body) {
+    const first = body.errors[0];
+    return { ...(first?.code !== undefined ? { code: first.code } : {}), ...(first?.message !== undefined ? { message: first.message } : {}) };
+  }
+  if ("error" in body) return { code: body.error, message: body.error_description ?? body.error };
+  return { message: body.message };
 }
