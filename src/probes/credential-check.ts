@@ -1,3 +1,4 @@
+import { kindFromUsername } from "../credentials/kind.js";
 import { oneLine } from "../errors.js";
 import type { GitlabClient } from "../gitlab/client.js";
 import { expiryEpochSeconds, findDeployTokens, findUser, lookupToken, type DeployToken, type GitlabUser, type TokenLookup } from "../gitlab/users.js";
@@ -39,7 +40,7 @@ export async function checkCredential(client: GitlabClient, credential: Credenti
   try {
     finding = await inspect(client, credential, signal);
   } catch (err) {
-    finding = { kind: kindFromUsername(credential.username) ?? "unknown", state: "unknown", error: describe(err, signal) };
+    finding = { kind: kindFromUsername(credential.username), state: "unknown", error: describe(err, signal) };
   }
   const check = { ...base, ...finding };
   logger.debug({ ...base, kind: check.kind, state: check.state, reason: check.error?.reason }, "credential checked");
@@ -50,6 +51,7 @@ async function inspect(client: GitlabClient, credential: Credential, signal: Abo
   const { username } = credential;
   // No username (a helper that failed): `GET /users?username=` would list everyone.
   if (username === "") return { kind: "unknown", state: "unknown" };
+  // "unknown" from the form means only the Users API can tell.
   const formKind = kindFromUsername(username);
   // A job token lives as long as its job, and GitLab has no API that describes one.
   if (formKind === "job_token") return { kind: "job_token", state: "unknown" };
@@ -58,22 +60,11 @@ async function inspect(client: GitlabClient, credential: Credential, signal: Abo
   }
   const user = await findUser(client, username, signal);
   if (user) return userFinding(client, credential, user, formKind, signal);
-  if (formKind === undefined) {
+  if (formKind === "unknown") {
     const custom = await customDeployToken(client, username, signal);
     if (custom) return custom;
   }
-  return { kind: formKind ?? "unknown", state: "not_found" };
-}
-
-/**
- * The kind a username's form tells (SPEC.md, Words), or undefined when only
- * the Users API can tell. Local until src/credentials/ exports one.
- */
-function kindFromUsername(username: string): CredentialKind | undefined {
-  if (/^gitlab\+deploy-token-\d+$/.test(username)) return "deploy_token";
-  if (/^(project|group)_\d+_bot/.test(username)) return "bot";
-  if (username === "gitlab-ci-token") return "job_token";
-  return undefined;
+  return { kind: formKind, state: "not_found" };
 }
 
 /**
@@ -88,8 +79,8 @@ function kindFromUser(user: GitlabUser): CredentialKind {
   return "bot";
 }
 
-async function userFinding(client: GitlabClient, credential: Credential, user: GitlabUser, formKind: CredentialKind | undefined, signal: AbortSignal): Promise<Finding> {
-  const kind = formKind ?? kindFromUser(user);
+async function userFinding(client: GitlabClient, credential: Credential, user: GitlabUser, formKind: CredentialKind, signal: AbortSignal): Promise<Finding> {
+  const kind = formKind === "unknown" ? kindFromUser(user) : formKind;
   const owner: Finding = { kind, state: user.state };
   if (!credential.secret || !mayAskAboutSecret(kind, credential.secret.reveal())) return owner;
   try {

@@ -278,7 +278,7 @@ describe("local canary", () => {
     const t0 = performance.now();
     const result = await probe("canary", probeContext({ target: "local", credentials: creds, timeoutMs: 2_500, local: { command: ["sleep", "60"] } }));
     expect(result.reason).toBe("timeout");
-    expect(result.error).toMatch(/^canary container [0-9a-f]{12} still running at the deadline: killed and removed$/);
+    expect(result.error).toMatch(/^timed out after \d+ms \(canary container [0-9a-f]{12} still running at the deadline: killed and removed\)$/);
     expect(performance.now() - t0).toBeLessThan(12_000);
     expect(result.log.some((line) => /removed canary container [0-9a-f]{12}$/.test(line))).toBe(true);
   });

@@ -1,0 +1,36 @@
+/** One sample of the Prometheus text format. */
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parse the Prometheus text exposition format (enough of it for tests: no timestamps, no exemplars). */
+export function parseMetrics(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`unparseable metrics line: ${line}`);
+    const labels: Record<string, string> = {};
+    const body = m[3] ?? "";
+    const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/g;
+    for (let l = re.exec(body); l; l = re.exec(body)) {
+      labels[l[1] ?? ""] = (l[2] ?? "").replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
+    }
+    out.push({ name: m[1] ?? "", labels, value: Number(m[4]) });
+  }
+  return out;
+}
+
+/** The samples of one metric whose labels include `match`. */
+export function select(samples: Sample[], name: string, match: Record<string, string> = {}): Sample[] {
+  return samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v));
+}
+
+/** The value of exactly one matching sample; throws when there are none or several. */
+export function value(samples: Sample[], name: string, match: Record<string, string> = {}): number {
+  const found = select(samples, name, match);
+  if (found.length !== 1) throw new Error(`${found.length} samples of ${name}${JSON.stringify(match)}`);
+  return found[0]?.value ?? NaN;
+}
