@@ -62,13 +62,13 @@ export async function plan({ config, logger, sink, signal }: PlanOptions): Promi
         errors.push(`${runner.source}: images: ${oneLine(err)}`);
       }
     }
-    const add = (probe: ProbeKind, target: string, intervalMs = interval, timeoutMs = timeout) =>
-      tasks.push(probeTask({ config, logger, sink, runner, probe, target, intervalMs, timeoutMs }));
-    for (const registry of registries) add("login", registry);
-    for (const image of images) add("pull", image);
+    const add = (probe: ProbeKind, target: string, group: string, intervalMs = interval, timeoutMs = timeout) =>
+      tasks.push(probeTask({ config, logger, sink, runner, probe, target, group, intervalMs, timeoutMs }));
+    for (const registry of registries) add("login", registry, registry);
+    for (const image of images) add("pull", image, parseImageRef(image).registry);
     const local = config.canary.local;
     if (local && runner.mode === "engine" && (local.runners === undefined || local.runners.includes(runner.name))) {
-      add("canary", "local", local.intervalMs ?? interval, local.timeoutMs ?? timeout);
+      add("canary", "local", parseImageRef(local.image).registry, local.intervalMs ?? interval, local.timeoutMs ?? timeout);
     }
   }
   return { runners, credentials, tasks, errors };
@@ -81,6 +81,7 @@ interface ProbeTaskOptions {
   runner: Runner;
   probe: ProbeKind;
   target: string;
+  group: string;
   intervalMs: number;
   timeoutMs: number;
 }
@@ -90,6 +91,7 @@ export function probeTask(o: ProbeTaskOptions): Task {
   return {
     key,
     intervalMs: o.intervalMs,
+    group: o.group,
     ...(o.config.schedule !== undefined ? { schedule: o.config.schedule } : {}),
     timeoutMs: o.timeoutMs,
     async run(signal) {

@@ -10,6 +10,11 @@ export interface Task {
   schedule?: string;
   /** Deadline of one run, from the moment it holds a concurrency slot. */
   timeoutMs: number;
+  /**
+   * The far end this task talks to (a registry host). Tasks of one group hold at
+   * most concurrency - 1 slots, so one stuck registry never takes them all.
+   */
+  group?: string;
   /** One run. Must honour the signal; its errors are logged, never fatal. */
   run(signal: AbortSignal): Promise<void>;
 }
@@ -43,9 +48,12 @@ export class Scheduler {
   readonly #logger: Logger;
   readonly #jitter: (intervalMs: number) => number;
   readonly #inFlight = new Set<Promise<void>>();
+  readonly #groups = new Map<string, Semaphore>();
+  readonly #groupSize: number;
 
   constructor(opts: SchedulerOptions) {
     this.#slots = new Semaphore(opts.concurrency);
+    this.#groupSize = Math.max(1, opts.concurrency - 1);
     this.#logger = opts.logger;
     this.#jitter = opts.jitter ?? ((ms) => Math.random() * Math.min(ms * 0.1, 2000));
   }
@@ -95,6 +103,15 @@ export class Scheduler {
     await Promise.allSettled([...this.#inFlight]);
   }
 
+  #group(name: string): Semaphore {
+    let sem = this.#groups.get(name);
+    if (!sem) {
+      sem = new Semaphore(this.#groupSize);
+      this.#groups.set(name, sem);
+    }
+    return sem;
+  }
+
   #startLoop(task: Task): void {
     const loop: Loop = { task, running: false, stopped: false, runs: 0 };
     this.#loops.set(task.key, loop);
@@ -142,9 +159,12 @@ export class Scheduler {
     loop.running = true;
     const waitLimit = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(Math.max(task.intervalMs, task.timeoutMs))]);
     let release: (() => void) | undefined;
+    let releaseGroup: (() => void) | undefined;
     try {
+      if (task.group !== undefined) releaseGroup = await this.#group(task.group).acquire(waitLimit);
       release = await this.#slots.acquire(waitLimit);
     } catch {
+      releaseGroup?.();
       loop.running = false;
       if (!this.#stop.signal.aborted) this.#logger.warn({ task: task.key }, "probe skipped: no concurrency slot within one period");
       return;
@@ -156,6 +176,7 @@ export class Scheduler {
       this.#logger.error({ task: task.key, err: err instanceof Error ? err.message : String(err) }, "task failed");
     } finally {
       release();
+      releaseGroup?.();
       loop.running = false;
       loop.runs++;
     }

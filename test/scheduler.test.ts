@@ -129,3 +129,20 @@ describe("Semaphore", () => {
     releaseNext();
   });
 });
+
+describe("Scheduler groups", () => {
+  test("tasks of one stuck group hold at most concurrency - 1 slots; other groups keep running", async () => {
+    const s = make(2);
+    const stamps: number[] = [];
+    const stuck = (key: string): Task => ({ key, group: "stuck-registry", intervalMs: 200, timeoutMs: 60_000, run: (signal) => sleep(120_000, signal) });
+    s.sync([
+      stuck("login"),
+      stuck("pull"),
+      { key: "healthy", group: "good-registry", intervalMs: 200, timeoutMs: 1000, run: async () => {
+        stamps.push(Date.now());
+      } },
+    ]);
+    await sleep(1500);
+    expect(stamps.length).toBeGreaterThanOrEqual(7);
+  });
+});

@@ -23,9 +23,6 @@ export const progressEventSchema = z.object({
 
 export type ProgressEvent = z.output<typeof progressEventSchema>;
 
-/** POST /containers/create answer. */
-export const createdContainerSchema = z.object({ Id: z.string().min(1) });
-
 /** POST /containers/{id}/wait answer. */
 export const waitResponseSchema = z.object({
   StatusCode: z.number().int(),

@@ -331,16 +331,28 @@ function rateLimited(ci: CiState, res: ServerResponse): boolean {
   const plan = ci.rateLimit;
   ci.observed++;
   const limit = 2000;
-  const resetSeconds = plan.resetSeconds ?? plan.retryAfterSeconds ?? 1;
-  const resetAt = Math.ceil(Date.now() / 1000) + resetSeconds;
-  res.setHeader("ratelimit-name", "throttle_authenticated_api");
-  res.setHeader("ratelimit-limit", String(limit));
-  res.setHeader("ratelimit-observed", String(plan.remaining > 0 ? limit + 1 : ci.observed));
-  res.setHeader("ratelimit-remaining", String(plan.remaining > 0 ? 0 : Math.max(limit - ci.observed, 0)));
-  res.setHeader("ratelimit-reset", String(resetAt));
-  res.setHeader("ratelimit-resettime", new Date(resetAt * 1000).toUTCString());
+  const throttled = plan.remaining > 0 && (plan.status ?? 429) === 429;
+  const resetAt = Math.ceil(Date.now() / 1000) + (plan.resetSeconds ?? plan.retryAfterSeconds ?? 1);
+  if (!(throttled && plan.omitReset)) {
+    res.setHeader("ratelimit-name", "throttle_authenticated_api");
+    res.setHeader("ratelimit-limit", String(limit));
+    res.setHeader("ratelimit-observed", String(throttled ? limit + 1 : ci.observed));
+    res.setHeader("ratelimit-remaining", String(throttled ? 0 : Math.max(limit - ci.observed, 0)));
+    res.setHeader("ratelimit-reset", String(resetAt));
+    res.setHeader("ratelimit-resettime", new Date(resetAt * 1000).toUTCString());
+  }
   if (plan.remaining <= 0) return false;
   plan.remaining--;
+  if (!throttled) {
+    const status = plan.status ?? 500;
+    // Rails answers a 500 as JSON; a 502/503 comes from Workhorse or the load balancer as text.
+    if (status === 500) json(res, 500, { message: "500 Internal Server Error" });
+    else {
+      res.writeHead(status, { "content-type": "text/plain" });
+      res.end(status === 502 ? "502 Bad Gateway\n" : "503 Service Unavailable\n");
+    }
+    return true;
+  }
   if (plan.retryAfterSeconds !== undefined) res.setHeader("retry-after", String(plan.retryAfterSeconds));
   res.writeHead(429, { "content-type": "text/plain" });
   res.end("Retry later\n");

@@ -96,6 +96,10 @@ export interface ApiRequestRecord {
 
 export interface RateLimitPlan {
   remaining: number;
+  /** 429 by default (Rack::Attack); a 5xx to simulate a struggling instance. */
+  status?: 429 | 500 | 502 | 503;
+  /** Leave out RateLimit-Reset too, so a client has nothing to go by but its own backoff. */
+  omitReset?: boolean;
   /** Sent as Retry-After; without it only RateLimit-Reset says when to come back. */
   retryAfterSeconds?: number;
   /** Seconds until RateLimit-Reset; defaults to retryAfterSeconds, else 1. */
@@ -154,7 +158,7 @@ export class CiState {
     return runner;
   }
 
-  /** Answer the next `remaining` API requests with 429. */
+  /** Answer the next `remaining` API requests with 429 (or the plan's 5xx). */
   limitNext(plan: RateLimitPlan): void {
     this.rateLimit = plan;
   }

@@ -212,6 +212,20 @@ describe("unknown users and failures", () => {
     expect(service).toEqual({ ...base("service_account_0a1b2c"), kind: "service_account", state: "active" });
   });
 
+  test("a non-administrator token cannot look for a custom-username deploy token: kind unknown, state not_found", async () => {
+    gitlab.state.addUser({ username: "mori", password: "pw-mori-000001" });
+    const userClient = new GitlabClient({ url: gitlab.url, token: new Secret(gitlab.state.issueApiToken("mori")) });
+    const check = await checkCredential(userClient, credential("ci-puller", "gldt-customDeployToken"), signal());
+    expect(check).toEqual({ ...base("ci-puller"), kind: "unknown", state: "not_found" });
+  });
+
+  test("a credential without a username (its helper failed) is unknown without asking GitLab", async () => {
+    const requestsBefore = logLines.length;
+    const check = await checkCredential(client, { ...credential("", "x"), secret: undefined }, signal());
+    expect(check).toEqual({ ...base(""), kind: "unknown", state: "unknown" });
+    expect(logLines.slice(requestsBefore).filter((l) => l.includes('"msg":"gitlab request"'))).toEqual([]);
+  });
+
   test("GitLab unreachable gives error.reason connection", async () => {
     const closed = await startFakeGitlab(signingKey(pem));
     const url = closed.url;
