@@ -1,6 +1,6 @@
 import type { RegistryTransport } from "../config/load.js";
 import { DOCKER_HUB, DOCKER_HUB_API_HOST, isLoopbackRegistry, type ImageRef, manifestReference } from "../image.js";
-import { ProbeError } from "../reasons.js";
+import { HttpStatusError, ProbeError } from "../reasons.js";
 import { Secret } from "../secret.js";
 import type { Credential } from "../types.js";
 import { verifyBlob } from "./blob.js";
@@ -131,6 +131,8 @@ export class RegistryClient {
       ...(credential !== undefined ? { credential } : {}),
       signal: this.#opts.signal,
       log: this.#opts.log,
+    }).catch((err: unknown) => {
+      throw credential === undefined && err instanceof HttpStatusError && err.status === 401 ? this.#demandsCredential(err) : err;
     });
     this.#authorization = secretHeader(`Bearer ${token.reveal()}`);
   }
@@ -169,10 +171,11 @@ export class RegistryClient {
   /** A 401 to a probe that holds no credential means the registry demands one. */
   async #failure(res: HttpResponse, endpoint: string): Promise<Error> {
     const err = await httpError(res, endpoint);
-    if (err.status === 401 && usableCredential(this.#opts.credential, this.#opts.registry) === undefined) {
-      return new ProbeError("credential_missing", `no credential for ${this.#opts.registry}, and it demands one (${err.message})`, { cause: err });
-    }
-    return err;
+    return err.status === 401 && usableCredential(this.#opts.credential, this.#opts.registry) === undefined ? this.#demandsCredential(err) : err;
+  }
+
+  #demandsCredential(err: HttpStatusError): ProbeError {
+    return new ProbeError("credential_missing", `no credential for ${this.#opts.registry}, and it demands one (${err.message})`, { cause: err });
   }
 
   #url(path: string): URL {

@@ -118,7 +118,7 @@ describe("bad inputs give a credential with an exact reason and one-line message
     const dir = tmpDir();
     const file = writeJson(dir, "config.json", { auths: { "registry.example.jp": { auth: 42 } } });
     const [cred] = await runnerCredentials(testRunner({ dockerConfig: file }), helperOpts());
-    expect(cred?.error).toEqual({ reason: "credential_invalid", message: `${file}: auths["registry.example.jp"].auth: Invalid input: expected string, received number` });
+    expect(cred?.error).toEqual({ reason: "credential_invalid", message: `${file}: auths["registry.example.jp"].auth: expected a string` });
   });
 
   test("an unreadable config.json is credential_invalid", async () => {

@@ -120,7 +120,7 @@ describe("expandRunners", () => {
     const { runners, errors } = await expandRunners(config);
     expect(runners.map((r) => r.source)).toEqual([`${OTHER}#runners[0]`]);
     expect(errors.map((e) => e.message)).toEqual([
-      `${WRONG_TYPE}: runners[0].docker.pull_policy: Invalid input`,
+      `${WRONG_TYPE}: runners[0].docker.pull_policy: expected a string or a list of strings`,
       `${notAFile}: cannot read: is a directory`,
     ]);
   });

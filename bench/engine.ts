@@ -1,0 +1,189 @@
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { dockerCli, startServices, type ServicesInfo } from "../test/services/index.js";
+
+/**
+ * The shape of bench/lib.ts's BenchReport. bench/lib.ts did not exist when
+ * this was written; this local copy has the same shape and can be replaced
+ * by an import once it does.
+ */
+export interface BenchReport {
+  name: string;
+  rows: { tool: string; medianSeconds: number; ratio?: number; peakRssMb?: number }[];
+  notes: string[];
+}
+
+const RUNS = 7;
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const MAIN = join(ROOT, "dist", "src", "main.js");
+const PROCESS_TIMEOUT_MS = 60_000;
+
+interface Sample {
+  seconds: number;
+  peakRssKb: number;
+}
+
+/**
+ * Engine-mode login + pull of the same image: a whole `ci-prober once`
+ * process against `docker login` + `docker pull` by the Debian docker CLI, on
+ * the same test dockerd and token registry, alternating, RUNS runs each.
+ */
+export async function benchEngine(): Promise<BenchReport> {
+  const services = await startServices();
+  try {
+    const { info } = services;
+    const user = { username: "bench-engine", password: "bench-engine-pw-5c1e07" };
+    const res = await fetch(`${info.gitlab.url}/-/test/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(user),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (res.status !== 201) throw new Error(`creating the bench user: HTTP ${res.status}`);
+    const dir = join(info.tmp, "bench-engine");
+    const prober = proberCommand(info, user, dir);
+    const cli = cliCommands(info, user, dir);
+    // One warm-up each: the daemon's first pull of the image fetches its layers, later ones only the manifest.
+    await prober.run();
+    await cli.run();
+    const ours: Sample[] = [];
+    const theirs: Sample[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      ours.push(await prober.run());
+      theirs.push(await cli.run());
+    }
+    const oursMedian = median(ours.map((s) => s.seconds));
+    const theirsMedian = median(theirs.map((s) => s.seconds));
+    return {
+      name: "engine login + pull",
+      rows: [
+        { tool: prober.label, medianSeconds: oursMedian, ratio: oursMedian / theirsMedian, peakRssMb: maxRssMb(ours) },
+        { tool: "docker login + docker pull (/usr/bin/docker)", medianSeconds: theirsMedian, ratio: 1, peakRssMb: maxRssMb(theirs) },
+      ],
+      notes: [
+        `${RUNS} runs each, alternating, after one warm-up each; image ${info.token.image} on the token registry (fake GitLab /jwt/auth), same dockerd`,
+        "ratio = ci-prober median / docker CLI median; target at most 1.1",
+        ...prober.notes,
+      ],
+    };
+  } finally {
+    await services.stop();
+  }
+}
+
+interface Contender {
+  label: string;
+  notes: string[];
+  run(): Promise<Sample>;
+}
+
+function proberCommand(info: ServicesInfo, user: { username: string; password: string }, dir: string): Contender {
+  mkdirSync(dir, { recursive: true });
+  const dockerConfig = join(dir, "runner-docker-config.json");
+  const auth = Buffer.from(`${user.username}:${user.password}`).toString("base64");
+  writeFileSync(dockerConfig, JSON.stringify({ auths: { [info.token.host]: { auth } } }), { mode: 0o600 });
+  const config = join(dir, "ci-prober.yml");
+  writeFileSync(
+    config,
+    [
+      "timeout: 30s",
+      "runners:",
+      "  - name: bench",
+      `    docker_config: ${dockerConfig}`,
+      `    docker_host: ${info.dockerHost}`,
+      "    mode: engine",
+      `    images: [${info.token.image}]`,
+      "",
+    ].join("\n"),
+  );
+  if (onceWorks(config)) {
+    return {
+      label: "ci-prober once (engine mode)",
+      notes: [`ci-prober: node ${MAIN} once --config ${config} --json (login + pull probes of one engine-mode runner)`],
+      run: () => measure(process.execPath, [MAIN, "once", "--config", config, "--json"], {}),
+    };
+  }
+  // Until `once` runs end to end, the same work through the engine functions in a whole node process.
+  const script = engineScript();
+  const env = { BENCH_HOST: info.dockerHost, BENCH_REGISTRY: info.token.host, BENCH_IMAGE: info.token.image, BENCH_USER: user.username, BENCH_PASSWORD: user.password };
+  return {
+    label: "node + ci-prober engine functions (login + pull)",
+    notes: ["`ci-prober once` did not run end to end here, so the ci-prober side is a node process calling src/engine (engineFor, checkLogin, pullImage) directly"],
+    run: () => measure(process.execPath, ["--input-type=module", "-e", script], env),
+  };
+}
+
+function cliCommands(info: ServicesInfo, user: { username: string; password: string }, dir: string): Contender {
+  const docker = dockerCli();
+  const env = { DOCKER_CONFIG: join(dir, "cli-docker-config") };
+  mkdirSync(env.DOCKER_CONFIG, { recursive: true });
+  return {
+    label: "docker login + docker pull",
+    notes: [],
+    async run() {
+      const login = await measure(docker, ["-H", info.dockerHost, "login", "-u", user.username, "--password-stdin", info.token.host], env, user.password);
+      const pull = await measure(docker, ["-H", info.dockerHost, "pull", "-q", info.token.image], env);
+      return { seconds: login.seconds + pull.seconds, peakRssKb: Math.max(login.peakRssKb, pull.peakRssKb) };
+    },
+  };
+}
+
+function onceWorks(config: string): boolean {
+  if (!existsSync(MAIN)) return false;
+  try {
+    const out = spawnSync(process.execPath, [MAIN, "once", "--config", config, "--json"], { encoding: "utf8", timeout: PROCESS_TIMEOUT_MS });
+    const rows = JSON.parse(out.stdout) as { probe: string; success: boolean }[];
+    return rows.length === 2 && rows.every((r) => r.success);
+  } catch {
+    return false;
+  }
+}
+
+function engineScript(): string {
+  const url = (file: string) => JSON.stringify(new URL(`../src/engine/${file}`, import.meta.url).href);
+  return [
+    `import { engineFor } from ${url("client.js")};`,
+    `import { checkLogin } from ${url("auth.js")};`,
+    `import { pullImage } from ${url("pull.js")};`,
+    "const e = process.env; const signal = AbortSignal.timeout(30000);",
+    "const auth = { username: e.BENCH_USER, password: e.BENCH_PASSWORD, serveraddress: e.BENCH_REGISTRY };",
+    "const docker = await engineFor({ dockerHost: e.BENCH_HOST }, signal);",
+    "await checkLogin(docker, e.BENCH_HOST, auth, signal);",
+    "await pullImage(docker, e.BENCH_HOST, e.BENCH_IMAGE, auth, { signal });",
+  ].join("\n");
+}
+
+/** Run a command to its end under /usr/bin/time for its peak RSS; rejects when it fails. */
+function measure(cmd: string, args: string[], env: Record<string, string>, input = ""): Promise<Sample> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn("/usr/bin/time", ["-f", "%M", cmd, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["pipe", "ignore", "pipe"],
+      signal: AbortSignal.timeout(PROCESS_TIMEOUT_MS),
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const seconds = (performance.now() - t0) / 1000;
+      const lines = stderr.trim().split("\n");
+      const peakRssKb = Number(lines.at(-1));
+      if (code !== 0) reject(new Error(`${cmd} ${args[0] ?? ""} exited ${code}: ${lines.slice(-3).join(" ")}`));
+      else resolve({ seconds, peakRssKb });
+    });
+    child.stdin.end(input);
+  });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+function maxRssMb(samples: Sample[]): number {
+  return Math.round(Math.max(...samples.map((s) => s.peakRssKb)) / 1024);
+}
