@@ -1,4 +1,4 @@
-import type { Config } from "./config/load.js";
+import type { Config, GitlabCanaryConfig, GitlabConfig } from "./config/load.js";
 import { credentialFor, expandRunners, runnerCredentials } from "./credentials/index.js";
 import { credentialRow } from "./credentials/format.js";
 import { oneLine } from "./errors.js";
@@ -7,6 +7,7 @@ import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import { PROBES } from "./probes/index.js";
 import { ProbeLog, type ProbeContext } from "./probes/types.js";
+import type { CredentialCheck } from "./probes/credential-check.js";
 import type { Task } from "./scheduler.js";
 import type { CredentialView, StatusStore } from "./status.js";
 import type { Credential, ProbeKind, ProbeResult, Runner } from "./types.js";
@@ -14,6 +15,10 @@ import type { Credential, ProbeKind, ProbeResult, Runner } from "./types.js";
 /** Where results go: metrics, /status, the log — or, for `once`, a list. */
 export interface Sink {
   result(key: string, result: ProbeResult): void;
+  /** A credential's owner facts (daemon only). */
+  check?(key: string, check: CredentialCheck): void;
+  /** A registry's certificate expiry, epoch ms, undefined for plain HTTP (daemon only). */
+  cert?(registry: string, notAfterMs: number | undefined): void;
 }
 
 export interface Plan {
@@ -29,6 +34,8 @@ export interface PlanOptions {
   logger: Logger;
   sink: Sink;
   signal: AbortSignal;
+  /** Also plan the credential and certificate checks (the daemon does; `once` runs probes only). */
+  checks?: boolean;
 }
 
 /**
@@ -37,7 +44,7 @@ export interface PlanOptions {
  * image, a local canary per engine-mode runner, the GitLab canary, and the
  * credential and certificate checks. Bad input of one runner never hides the others.
  */
-export async function plan({ config, logger, sink, signal }: PlanOptions): Promise<Plan> {
+export async function plan({ config, logger, sink, signal, checks = false }: PlanOptions): Promise<Plan> {
   const { runners, errors: runnerErrors } = await expandRunners(config);
   const errors = runnerErrors.map((e) => e.message);
   const credentials = new Map<string, Credential[]>();
@@ -71,7 +78,76 @@ export async function plan({ config, logger, sink, signal }: PlanOptions): Promi
       add("canary", "local", parseImageRef(local.image).registry, local.intervalMs ?? interval, local.timeoutMs ?? timeout);
     }
   }
+  const gitlabCanary = config.canary.gitlab;
+  if (gitlabCanary) tasks.push(gitlabCanaryTask(config, gitlabCanary, logger, sink));
+  if (checks && sink.check && config.gitlab) {
+    for (const runner of runners) {
+      const creds = (credentials.get(runner.name) ?? []).filter((c) => !c.error);
+      if (creds.length > 0) tasks.push(credentialCheckTask(config, config.gitlab, runner, creds, logger, sink));
+    }
+  }
+  if (checks && sink.cert) {
+    for (const registry of tlsRegistries(config, credentials, runners)) tasks.push(certificateTask(config, registry, sink));
+  }
   return { runners, credentials, tasks, errors };
+}
+
+function gitlabCanaryTask(config: Config, cfg: GitlabCanaryConfig, logger: Logger, sink: Sink): Task {
+  const key = `canary|gitlab|${cfg.project}`;
+  return {
+    key,
+    intervalMs: cfg.intervalMs,
+    ...(cfg.schedule !== undefined ? { schedule: cfg.schedule } : {}),
+    // The canary cancels its pipeline at its own timeout; the task's deadline leaves room for that.
+    timeoutMs: cfg.timeoutMs + 30_000,
+    group: `gitlab|${cfg.url}`,
+    async run(signal) {
+      const { gitlabCanary, gitlabCanaryRunner } = await import("./probes/canary-gitlab.js");
+      const runner = gitlabCanaryRunner(cfg);
+      const result = await gitlabCanary({
+        config,
+        runner,
+        target: cfg.project,
+        signal,
+        log: new ProbeLog(),
+        logger,
+        credentialFor: async () => undefined,
+      });
+      sink.result(key, result);
+    },
+  };
+}
+
+function credentialCheckTask(config: Config, gitlab: GitlabConfig, runner: Runner, creds: Credential[], logger: Logger, sink: Sink): Task {
+  return {
+    key: `check|${runner.name}`,
+    intervalMs: gitlab.intervalMs,
+    timeoutMs: config.timeoutMs,
+    group: `gitlab|${gitlab.url}`,
+    async run(signal) {
+      const [{ GitlabClient }, { checkCredential }] = await Promise.all([import("./gitlab/client.js"), import("./probes/credential-check.js")]);
+      const client = new GitlabClient({ url: gitlab.url, ...(gitlab.token ? { token: gitlab.token } : {}), ...(gitlab.ca !== undefined ? { ca: gitlab.ca } : {}), logger });
+      for (const c of creds) {
+        const check = await checkCredential(client, c, signal, logger);
+        sink.check?.(`check|${runner.name}|${c.registry}`, check);
+      }
+    },
+  };
+}
+
+function certificateTask(config: Config, registry: string, sink: Sink): Task {
+  return {
+    key: `tls|${registry}`,
+    intervalMs: Math.max(config.intervalMs, 60_000),
+    timeoutMs: config.timeoutMs,
+    group: registry,
+    async run(signal) {
+      const { certificateExpiry } = await import("./registry/tls.js");
+      const ca = config.registries[registry]?.ca;
+      const found = await certificateExpiry(registry, { signal, ...(ca !== undefined ? { ca } : {}) });
+      sink.cert?.(registry, found?.notAfter);
+    },
+  };
 }
 
 interface ProbeTaskOptions {
@@ -131,9 +207,31 @@ export function tlsRegistries(config: Config, credentials: Map<string, Credentia
   return [...all].filter((r) => !isLoopbackRegistry(r) && !(config.registries[r]?.insecure ?? false));
 }
 
-/** Record a probe result in metrics and /status and log it with fixed messages. */
-export function daemonSink(metrics: Metrics, status: StatusStore, logger: Logger): Sink {
+/** Record results in metrics and /status and log them with fixed messages. */
+export function daemonSink(metrics: Metrics, status: StatusStore, logger: Logger, onKind: (check: CredentialCheck) => void): Sink {
   return {
+    check(key, c) {
+      metrics.setOwnerFacts({ runner: c.runner, registry: c.registry, username: c.username, state: c.state, ...(c.expiresAt !== undefined ? { expiresAt: c.expiresAt } : {}) });
+      status.recordCheck(key, {
+        runner: c.runner,
+        registry: c.registry,
+        username: c.username,
+        kind: c.kind,
+        state: c.state,
+        expires_at: c.expiresAt !== undefined ? new Date(c.expiresAt * 1000).toISOString() : null,
+        error: c.error?.message ?? null,
+        reason: c.error?.reason ?? null,
+        checked_at: new Date().toISOString(),
+      });
+      onKind(c);
+      const fields = { runner: c.runner, registry: c.registry, username: c.username, kind: c.kind, state: c.state };
+      if (c.error) logger.warn({ ...fields, reason: c.error.reason, error: c.error.message }, "credential check failed");
+      else if (c.state !== "active") logger.warn(fields, "credential owner not active");
+      else logger.debug(fields, "credential checked");
+    },
+    cert(registry, notAfterMs) {
+      metrics.setCertExpiry(registry, notAfterMs !== undefined ? Math.floor(notAfterMs / 1000) : undefined);
+    },
     result(key, r) {
       metrics.recordResult(key, r);
       status.record(key, r);

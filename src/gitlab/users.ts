@@ -23,7 +23,17 @@ export async function findUser(client: GitlabClient, username: string, signal: A
   const users = await client.request("GET", "/users", { signal, schema: gitlabUserListSchema, query: { username } });
   const user = users.find((u) => u.username.toLowerCase() === username.toLowerCase());
   if (!user || user.bot !== undefined) return user;
-  return client.request("GET", `/users/${user.id}`, { signal, schema: gitlabUserSchema });
+  return (await getUser(client, user.id, signal)) ?? user;
+}
+
+/** The user with this id (`GET /users/:id`), or undefined when GitLab has none. */
+export async function getUser(client: GitlabClient, id: number, signal: AbortSignal): Promise<GitlabUser | undefined> {
+  try {
+    return await client.request("GET", `/users/${id}`, { signal, schema: gitlabUserSchema });
+  } catch (err) {
+    if (err instanceof HttpStatusError && err.status === 404) return undefined;
+    throw err;
+  }
 }
 
 /** What `GET /personal_access_tokens/self` tells about a secret sent as PRIVATE-TOKEN. */

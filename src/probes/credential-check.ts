@@ -1,7 +1,7 @@
 import { kindFromUsername } from "../credentials/kind.js";
 import { oneLine } from "../errors.js";
 import type { GitlabClient } from "../gitlab/client.js";
-import { expiryEpochSeconds, findDeployTokens, findUser, lookupToken, type DeployToken, type GitlabUser, type TokenLookup } from "../gitlab/users.js";
+import { expiryEpochSeconds, findDeployTokens, findUser, getUser, lookupToken, type DeployToken, type GitlabUser, type TokenLookup } from "../gitlab/users.js";
 import { silentLogger, type Logger } from "../log.js";
 import { HttpStatusError, type Reason } from "../reasons.js";
 import type { Credential, CredentialKind } from "../types.js";
@@ -58,13 +58,12 @@ async function inspect(client: GitlabClient, credential: Credential, signal: Abo
   if (formKind === "deploy_token") {
     return deployTokenFinding(await findDeployTokens(client, username, signal)) ?? { kind: "deploy_token", state: "not_found" };
   }
-  const user = await findUser(client, username, signal);
-  if (user) return userFinding(client, credential, user, formKind, signal);
-  if (formKind === "unknown") {
+  const named = await findUser(client, username, signal);
+  if (!named && formKind === "unknown") {
     const custom = await customDeployToken(client, username, signal);
     if (custom) return custom;
   }
-  return { kind: formKind, state: "not_found" };
+  return ownerFinding(client, credential, named, formKind, signal);
 }
 
 /**
@@ -79,16 +78,32 @@ function kindFromUser(user: GitlabUser): CredentialKind {
   return "bot";
 }
 
-async function userFinding(client: GitlabClient, credential: Credential, user: GitlabUser, formKind: CredentialKind, signal: AbortSignal): Promise<Finding> {
-  const kind = formKind === "unknown" ? kindFromUser(user) : formKind;
-  const owner: Finding = { kind, state: user.state };
-  if (!credential.secret || !mayAskAboutSecret(kind, credential.secret.reveal())) return owner;
+/**
+ * The owner's facts merged with the token's. GitLab does not evaluate the
+ * username of a registry login made with an access token
+ * (user/profile/personal_access_tokens.md), so when the token names another
+ * user (or the config holds a name GitLab lacks, like `oauth2`) the token's
+ * own user is the owner.
+ */
+async function ownerFinding(client: GitlabClient, credential: Credential, named: GitlabUser | undefined, formKind: CredentialKind, signal: AbortSignal): Promise<Finding> {
+  const kindOf = (user: GitlabUser) => (formKind === "unknown" ? kindFromUser(user) : formKind);
+  let lookup: TokenLookup;
   try {
-    return withToken(owner, await lookupToken(client, credential.secret, signal));
+    lookup = await askAboutSecret(client, credential, named ? kindOf(named) : formKind, signal);
   } catch (err) {
-    // The owner's state is known; only the token's facts are missing.
-    return { ...owner, error: describe(err, signal) };
+    // Only the token's facts are missing; the named user's state is known.
+    const known = named ? { kind: kindOf(named), state: named.state } : { kind: formKind, state: "unknown" };
+    return { ...known, error: describe(err, signal) };
   }
+  const owner = lookup.kind === "token" && lookup.token.user_id !== named?.id ? await getUser(client, lookup.token.user_id, signal) : named;
+  if (!owner) return { kind: formKind, state: lookup.kind === "refused" ? lookup.state : "not_found" };
+  return withToken({ kind: kindOf(owner), state: owner.state }, lookup);
+}
+
+async function askAboutSecret(client: GitlabClient, credential: Credential, kind: CredentialKind, signal: AbortSignal): Promise<TokenLookup> {
+  const secret = credential.secret;
+  if (!secret || !mayAskAboutSecret(kind, secret.reveal())) return { kind: "none" };
+  return lookupToken(client, secret, signal);
 }
 
 /**

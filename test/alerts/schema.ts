@@ -78,13 +78,13 @@ export const dashboardSchema = z.object({
 });
 export type Dashboard = z.output<typeof dashboardSchema>;
 
-/** Prometheus /api/v1/query. */
+/** Prometheus /api/v1/query (instant queries: a vector or a scalar). */
 export const queryResponseSchema = z.object({
   status: z.literal("success"),
-  data: z.object({
-    resultType: z.string(),
-    result: z.union([z.array(z.object({ metric: stringMap, value: z.tuple([z.number(), z.string()]) })), z.tuple([z.number(), z.string()])]),
-  }),
+  data: z.discriminatedUnion("resultType", [
+    z.object({ resultType: z.literal("vector"), result: z.array(z.object({ metric: stringMap, value: z.tuple([z.number(), z.string()]) })) }),
+    z.object({ resultType: z.literal("scalar"), result: z.tuple([z.number(), z.string()]) }),
+  ]),
 });
 
 /** Prometheus /api/v1/targets, the part we wait on. */

@@ -96,6 +96,29 @@ describe("human users", () => {
     expect(check).toEqual({ ...base("kato"), kind: "personal", state: "expired" });
   });
 
+  test("a personal access token stored under a name GitLab ignores (oauth2) belongs to the token's user", async () => {
+    gitlab.state.addUser({ username: "kimura", password: "glpat-kimuraPersonalTok005", isAccessToken: true, expiresAt: "2026-12-24" });
+    const before = await checkCredential(client, credential("oauth2", "glpat-kimuraPersonalTok005"), signal());
+    expect(before).toEqual({ ...base("oauth2"), kind: "personal", state: "active", expiresAt: 1798070400 });
+    gitlab.state.setState("kimura", "ldap_blocked");
+    const after = await checkCredential(client, credential("oauth2", "glpat-kimuraPersonalTok005"), signal());
+    expect(after).toEqual({ ...base("oauth2"), kind: "personal", state: "ldap_blocked" });
+  });
+
+  test("a bot's token stored under a human's name is the bot's: kind bot", async () => {
+    gitlab.state.addUser({ username: "shimizu", password: "ldap-pw-Shimizu-01" });
+    gitlab.state.addUser({ username: "project_77_bot_5e5e5e", password: "glpat-bot77Token000000077", expiresAt: "2027-03-31" });
+    const check = await checkCredential(client, credential("shimizu", "glpat-bot77Token000000077"), signal());
+    expect(check).toEqual({ ...base("shimizu"), kind: "bot", state: "active", expiresAt: 1806451200 });
+  });
+
+  test("a revoked token under a name GitLab lacks is kind unknown, state revoked", async () => {
+    gitlab.state.addUser({ username: "ogawa", password: "glpat-ogawaPersonalToken06", isAccessToken: true });
+    gitlab.state.revoke("ogawa");
+    const check = await checkCredential(client, credential("token", "glpat-ogawaPersonalToken06"), signal());
+    expect(check).toEqual({ ...base("token"), kind: "unknown", state: "revoked" });
+  });
+
   test("a blocked user's token reports the owner's state, not the token's", async () => {
     gitlab.state.addUser({ username: "yamada", password: "glpat-yamadaPersonalTok04", isAccessToken: true, expiresAt: "2027-06-30", state: "blocked" });
     const check = await checkCredential(client, credential("yamada", "glpat-yamadaPersonalTok04"), signal());

@@ -23,6 +23,14 @@ describe("job traces", () => {
     expect(firstErrorLine(trace)).toBe(`WARNING: Failed to pull image with policy "always": ${daemon} (manager.go:250:0s)`);
   });
 
+  test("a pull WARNING explains the failure even when its daemon text matches nothing else", () => {
+    const daemon = "Error response from daemon: manifest for 127.0.0.1:5000/ci/canary:nope not found: manifest unknown: manifest unknown";
+    const trace =
+      `${ESC}[0;33mWARNING: Failed to pull image with policy "always": ${daemon} (manager.go:250:0s)${ESC}[0;m\n` +
+      `${ESC}[31;1mERROR: Job failed: failed to pull image "127.0.0.1:5000/ci/canary:nope" with specified policies [always]: ${daemon} (manager.go:250:0s)${ESC}[0;m\n`;
+    expect(firstErrorLine(trace)).toBe(`WARNING: Failed to pull image with policy "always": ${daemon} (manager.go:250:0s)`);
+  });
+
   test("other explaining lines: ERROR:, unauthorized:, pull access denied; other warnings are skipped", () => {
     expect(firstErrorLine(`WARNING: Cache is disabled\n${ESC}[31;1mERROR: Job failed: exit code 1${ESC}[0;m\n`)).toBe("ERROR: Job failed: exit code 1");
     expect(firstErrorLine("$ docker login\nError response from daemon: Get \"https://r.example/v2/\": unauthorized: authentication required\n")).toBe(
