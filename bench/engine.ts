@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -43,7 +43,7 @@ export async function benchEngine(): Promise<BenchReport> {
     });
     if (res.status !== 201) throw new Error(`creating the bench user: HTTP ${res.status}`);
     const dir = join(info.tmp, "bench-engine");
-    const prober = proberCommand(info, user, dir);
+    const prober = await proberCommand(info, user, dir);
     const cli = cliCommands(info, user, dir);
     // One warm-up each: the daemon's first pull of the image fetches its layers, later ones only the manifest.
     await prober.run();
@@ -79,7 +79,7 @@ interface Contender {
   run(): Promise<Sample>;
 }
 
-function proberCommand(info: ServicesInfo, user: { username: string; password: string }, dir: string): Contender {
+async function proberCommand(info: ServicesInfo, user: { username: string; password: string }, dir: string): Promise<Contender> {
   mkdirSync(dir, { recursive: true });
   const dockerConfig = join(dir, "runner-docker-config.json");
   const auth = Buffer.from(`${user.username}:${user.password}`).toString("base64");
@@ -98,7 +98,7 @@ function proberCommand(info: ServicesInfo, user: { username: string; password: s
       "",
     ].join("\n"),
   );
-  if (onceWorks(config)) {
+  if (await onceWorks(config)) {
     return {
       label: "ci-prober once (engine mode)",
       notes: [`ci-prober: node ${MAIN} once --config ${config} --json (login + pull probes of one engine-mode runner)`],
@@ -130,11 +130,18 @@ function cliCommands(info: ServicesInfo, user: { username: string; password: str
   };
 }
 
-function onceWorks(config: string): boolean {
+/** Whether `ci-prober once` runs both probes to success here (spawned asynchronously: the fake GitLab lives in this process). */
+async function onceWorks(config: string): Promise<boolean> {
   if (!existsSync(MAIN)) return false;
+  const out = await new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, [MAIN, "once", "--config", config, "--json"], { stdio: ["ignore", "pipe", "ignore"], signal: AbortSignal.timeout(PROCESS_TIMEOUT_MS) });
+    let text = "";
+    child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+    child.on("error", () => resolve(""));
+    child.on("close", () => resolve(text));
+  });
   try {
-    const out = spawnSync(process.execPath, [MAIN, "once", "--config", config, "--json"], { encoding: "utf8", timeout: PROCESS_TIMEOUT_MS });
-    const rows = JSON.parse(out.stdout) as { probe: string; success: boolean }[];
+    const rows = JSON.parse(out) as { probe: string; success: boolean }[];
     return rows.length === 2 && rows.every((r) => r.success);
   } catch {
     return false;

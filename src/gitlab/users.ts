@@ -39,18 +39,21 @@ export async function getUser(client: GitlabClient, id: number, signal: AbortSig
 /** What `GET /personal_access_tokens/self` tells about a secret sent as PRIVATE-TOKEN. */
 export type TokenLookup =
   | { kind: "token"; token: PersonalAccessToken }
-  /** GitLab knows the token and refuses it: the API guard names why. */
-  | { kind: "refused"; state: "revoked" | "expired" }
-  /** Not an access token GitLab will describe: a sign-in password, a deploy token, a token of a blocked owner. */
+  /** GitLab knows the token and refuses it, and says why: the token's state, or its owner's. */
+  | { kind: "refused"; state: RefusedState }
+  /** Not an access token GitLab will describe: a sign-in password, a deploy token, an OAuth token. */
   | { kind: "none" };
+
+export type RefusedState = "revoked" | "expired" | "blocked" | "deactivated" | "blocked_pending_approval";
 
 /**
  * Ask GitLab about a secret by sending it as PRIVATE-TOKEN to
  * `/personal_access_tokens/self`, which any access token may call whatever its
  * scopes (personal, project and group access tokens). A revoked or expired
- * token is refused with 401 and an `error_description` that says which; any
- * other 401 (a password), a 403 (its owner is blocked: the Users API tells
- * that) or a 400 (not a personal access token) carries no token facts.
+ * token is refused with 401 and an `error_description` that says which; a
+ * token of a blocked or deactivated user with 403 and the account's text. Any
+ * other 401 (a password), 403 (a missing scope) or a 400 (not a personal
+ * access token) carries no token facts.
  */
 export async function lookupToken(client: GitlabClient, secret: Secret, signal: AbortSignal): Promise<TokenLookup> {
   try {
@@ -59,11 +62,23 @@ export async function lookupToken(client: GitlabClient, secret: Secret, signal: 
   } catch (err) {
     if (!(err instanceof HttpStatusError) || ![400, 401, 403].includes(err.status)) throw err;
     // GitLab's text follows the endpoint in the message (the client takes error_description when there is no message).
-    const said = err.message.slice(err.endpoint.length);
-    if (err.status === 401 && /revoked/i.test(said)) return { kind: "refused", state: "revoked" };
-    if (err.status === 401 && /expired/i.test(said)) return { kind: "refused", state: "expired" };
-    return { kind: "none" };
+    const state = refusal(err.status, err.message.slice(err.endpoint.length));
+    return state ? { kind: "refused", state } : { kind: "none" };
   }
+}
+
+/**
+ * Why GitLab refused a token, from its API guard's texts (lib/api/api_guard.rb:
+ * "Token was revoked…", "Token is expired…") and its account texts
+ * (lib/gitlab/auth/user_access_denied_reason.rb; ldap_blocked reads as blocked there).
+ */
+function refusal(status: number, said: string): RefusedState | undefined {
+  if (status === 401 && /revoked/i.test(said)) return "revoked";
+  if (status === 401 && /expired/i.test(said)) return "expired";
+  if (status === 403 && /pending approval/i.test(said)) return "blocked_pending_approval";
+  if (status === 403 && /deactivated/i.test(said)) return "deactivated";
+  if (status === 403 && /blocked/i.test(said)) return "blocked";
+  return undefined;
 }
 
 const DEPLOY_TOKENS_PER_PAGE = 100;

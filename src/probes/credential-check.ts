@@ -112,8 +112,8 @@ async function askAboutSecret(client: GitlabClient, credential: Credential, kind
  * secret is sent only when it has the form of a GitLab access token (`glpat-`,
  * possibly behind an instance prefix): a password — an LDAP one, or one for
  * another registry that happens to share a GitLab username — never leaves for
- * an API that would only answer 401. Tokens without the prefix date from before
- * GitLab 14.5 and expired in 2024 at the latest, when 16.0 gave every token an expiry.
+ * an API that would only answer 401. A human's token without the prefix (made
+ * before GitLab 14.5) goes unasked: its owner's state is still checked.
  */
 function mayAskAboutSecret(kind: CredentialKind, secret: string): boolean {
   return kind === "bot" || kind === "service_account" || secret.includes("glpat-");

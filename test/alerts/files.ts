@@ -110,9 +110,10 @@ export interface ExecResult {
 }
 
 /** Run a command to its end and return its exit code and output (unlike procs.run, a non-zero exit is a result, not an error). */
-export function execTool(cmd: string, args: string[], signal: AbortSignal, cwd = ROOT): Promise<ExecResult> {
+export function execTool(cmd: string, args: string[], signal: AbortSignal, input = ""): Promise<ExecResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, { cwd, signal, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, args, { cwd: ROOT, signal, stdio: ["pipe", "pipe", "pipe"] });
+    child.stdin.end(input);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));

@@ -142,7 +142,7 @@ describe("src/gitlab/users.ts", () => {
     expect(await findUser(admin, "nobody-here", signal())).toBeUndefined();
   });
 
-  test("lookupToken tells a token's facts, a revoked token, an expired token, and a password apart", async () => {
+  test("lookupToken tells a token's facts, a revoked token, an expired token, a password and a deactivated owner apart", async () => {
     gitlab.state.addUser({ username: "project_44_bot_expired", password: "glpat-expiredBotToken00044", expiresAt: "2020-01-01" });
     expect(await lookupToken(admin, new Secret("glpat-projectBotToken00042"), signal())).toMatchObject({
       kind: "token",
@@ -151,6 +151,8 @@ describe("src/gitlab/users.ts", () => {
     expect(await lookupToken(admin, new Secret("glpat-revokedBotToken00043"), signal())).toEqual({ kind: "refused", state: "revoked" });
     expect(await lookupToken(admin, new Secret("glpat-expiredBotToken00044"), signal())).toEqual({ kind: "refused", state: "expired" });
     expect(await lookupToken(admin, new Secret("ldap-pw-Tanaka-2026"), signal())).toEqual({ kind: "none" });
+    gitlab.state.addUser({ username: "project_45_bot_deact", password: "glpat-deactivatedBot00045", state: "deactivated" });
+    expect(await lookupToken(admin, new Secret("glpat-deactivatedBot00045"), signal())).toEqual({ kind: "refused", state: "deactivated" });
   });
 
   test("findDeployTokens pages through more than one page of 100", async () => {

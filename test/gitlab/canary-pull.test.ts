@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import { gitlabCanary } from "../../src/probes/canary-gitlab.js";
 import { Secret } from "../../src/secret.js";
+import { ACCESS_DENIED_MESSAGE } from "../fake-gitlab/jwt.js";
 import { ciState, type CiState } from "../fake-gitlab/pipelines.js";
 import { startFakeGitlab, type FakeGitlab } from "../fake-gitlab/server.js";
 import { dockerCli } from "../services/index.js";
@@ -50,11 +51,11 @@ test("the fake runner really pulls through dockerd: it passes, and once the cred
   const failed = await gitlabCanary(blocked.ctx);
 
   const registry = services.token.host;
-  const daemon = `Error response from daemon: Head "http://${registry}/v2/ci/canary/manifests/latest": unauthorized: HTTP Basic: Access denied`;
+  const daemon = `Error response from daemon: Head "http://${registry}/v2/ci/canary/manifests/latest": unauthorized: ${ACCESS_DENIED_MESSAGE}`;
   const errorLine = failed.jobs?.[0]?.errorLine;
-  console.log(errorLine);
   expect(failed.reason).toBe("pipeline_failed");
   expect(failed.jobs?.[0]).toMatchObject({ runner: "runner-real-pull", status: "failed", failureReason: "runner_system_failure" });
+  expect(failed.error).toBe(`pipeline ${failed.log.join(" ").match(/created pipeline (\d+)/)?.[1]} failed: job canary-token-registry on runner-real-pull: runner_system_failure: ${errorLine}`);
   expect(errorLine).toBe(`WARNING: Failed to pull image with policy "always": ${daemon} (manager.go:250:0s)`);
   expect(JSON.stringify(failed) + blocked.logLines.join("\n")).not.toContain(password);
 });

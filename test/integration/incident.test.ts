@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import { freePort } from "../services/procs.js";
 import { startDaemonProc, waitFor, type DaemonProc } from "../helpers/daemon.js";
-import { createGitlabUser, setGitlabUserState, tempDir, writeDockerConfig } from "../helpers/fixtures.js";
+import { createApiToken, createGitlabUser, setGitlabUserState, tempDir, writeDockerConfig } from "../helpers/fixtures.js";
 import { select, value } from "../helpers/metrics.js";
 
 // The incident of ../shared/seeds/, replayed: a runner's config.json holds a
@@ -28,6 +28,8 @@ beforeAll(async () => {
   baseConfig = writeDockerConfig(join(dir, "base-runner", ".docker"), { [registry]: yamada });
   ciConfig = writeDockerConfig(join(dir, "docker-ci", ".docker"), { [registry]: deploy });
   const port = await freePort();
+  const tokenFile = join(dir, "gitlab-token");
+  writeFileSync(tokenFile, `${await createApiToken(services.gitlab.url, "root")}\n`);
   configFile = join(dir, "ci-prober.yml");
   writeFileSync(
     configFile,
@@ -36,6 +38,7 @@ beforeAll(async () => {
       "timeout: 5s",
       `listen_address: 127.0.0.1:${port}`,
       `images: ["${image}"]`,
+      `gitlab: {url: "${services.gitlab.url}", token_file: ${tokenFile}, interval: ${INTERVAL_MS}ms}`,
       "runners:",
       `  - {name: base-runner, docker_config: ${baseConfig}, mode: direct}`,
       `  - {name: docker-ci, docker_config: ${ciConfig}, mode: direct}`,
@@ -57,6 +60,15 @@ test("a blocked user's credential turns that runner's login and pull to 0 within
   expect(value(before, "ci_prober_login_success", { runner: "docker-ci", registry })).toBe(1);
   expect(value(before, "ci_prober_pull_bytes", { runner: "base-runner", image })).toBeGreaterThan(0);
 
+  // The Users API says a human owns it: the credential is a personal one, and its owner is active.
+  await waitFor("owner checks", 5000, async () => {
+    const m = await daemon.metrics();
+    return select(m, "ci_prober_credential_owner_state", { runner: "base-runner", state: "active" }).length === 1 &&
+      select(m, "ci_prober_credential_info", { runner: "base-runner", kind: "personal" }).length === 1
+      ? true
+      : undefined;
+  });
+
   await setGitlabUserState(services.gitlab.url, yamada.username, "blocked");
   const blockedAt = Date.now();
   const after = await waitFor("base-runner login and pull at 0", 10_000, async () => {
@@ -75,11 +87,17 @@ test("a blocked user's credential turns that runner's login and pull to 0 within
   expect(value(after, "ci_prober_pull_success", { runner: "docker-ci", image })).toBe(1);
   expect(select(after, "ci_prober_probe_failures_total", { runner: "docker-ci" })).toEqual([]);
   expect(select(after, "ci_prober_credential_info", { runner: "base-runner" }).map((s) => s.labels)).toEqual([
-    { runner: "base-runner", registry, source: `${baseConfig}#auths["${registry}"]`, username: yamada.username, kind: "unknown" },
+    { runner: "base-runner", registry, source: `${baseConfig}#auths["${registry}"]`, username: yamada.username, kind: "personal" },
   ]);
   expect(select(after, "ci_prober_credential_info", { runner: "docker-ci" }).map((s) => s.labels)).toEqual([
     { runner: "docker-ci", registry, source: `${ciConfig}#auths["${registry}"]`, username: deploy.username, kind: "deploy_token" },
   ]);
+
+  const owner = await waitFor("owner state blocked", 5000, async () => {
+    const found = select(await daemon.metrics(), "ci_prober_credential_owner_state", { runner: "base-runner" });
+    return found[0]?.labels.state === "blocked" ? found : undefined;
+  });
+  expect(owner.map((s) => s.labels)).toEqual([{ runner: "base-runner", registry, username: yamada.username, state: "blocked" }]);
 
   const status = JSON.parse((await daemon.get("/status")).body) as { probes: { key: string; last: { reason: string; error: string; log: string[] } }[] };
   const login = status.probes.find((p) => p.key === `login|base-runner|${registry}`);
