@@ -1,5 +1,5 @@
 import type { Config, GitlabCanaryConfig, GitlabConfig } from "./config/load.js";
-import { credentialFor, expandRunners, runnerCredentials } from "./credentials/index.js";
+import { ANY_REGISTRY, credentialFor, expandRunners, runnerCredentials } from "./credentials/index.js";
 import { credentialRow } from "./credentials/format.js";
 import { oneLine } from "./errors.js";
 import { isLoopbackRegistry, parseImageRef } from "./image.js";
@@ -59,7 +59,8 @@ export async function plan({ config, logger, sink, signal, checks = false }: Pla
   for (const runner of runners) {
     const interval = runner.intervalMs ?? config.intervalMs;
     const timeout = runner.timeoutMs ?? config.timeoutMs;
-    const registries = new Set((credentials.get(runner.name) ?? []).map((c) => c.registry));
+    // A whole file that could not be read stands under ANY_REGISTRY: it is reported, not a login target.
+    const registries = new Set((credentials.get(runner.name) ?? []).map((c) => c.registry).filter((r) => r !== ANY_REGISTRY));
     const images: string[] = [];
     for (const image of runner.images) {
       try {
@@ -194,7 +195,7 @@ export function credentialViews(credentials: Credential[]): CredentialView[] {
 /** Registries spoken to over TLS (neither insecure nor loopback): their certificates are worth watching. */
 export function tlsRegistries(config: Config, credentials: Map<string, Credential[]>, runners: Runner[]): string[] {
   const all = new Set<string>();
-  for (const creds of credentials.values()) for (const c of creds) all.add(c.registry);
+  for (const creds of credentials.values()) for (const c of creds) if (c.registry !== ANY_REGISTRY) all.add(c.registry);
   for (const r of runners) {
     for (const image of r.images) {
       try {

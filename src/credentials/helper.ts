@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { Secret } from "../secret.js";
+import { scrub, Secret } from "../secret.js";
 import { helperGetSchema, helperListSchema } from "./schema.js";
 
 /** How to run credential helpers: the caller's deadline, a per-call timeout, and (for tests) the environment with PATH. */
@@ -79,7 +79,7 @@ function failure(helper: string, action: string, run: HelperRun, opts: HelperOpt
 /**
  * The helper's own one-line explanation (helpers print errors on stdout, some
  * on stderr). A failing helper might still print a credential, so anything
- * that looks like JSON is dropped, and the text is cut short.
+ * that looks like JSON is dropped, known secrets are scrubbed, and the text is cut short.
  */
 function safeDetail(stdout: string, stderr: string): string | undefined {
   const line = `${stdout}\n${stderr}`
@@ -87,7 +87,8 @@ function safeDetail(stdout: string, stderr: string): string | undefined {
     .map((l) => l.trim())
     .find((l) => l !== "");
   if (line === undefined || /[{}"]/.test(line)) return undefined;
-  return line.length > 160 ? `${line.slice(0, 160)}…` : line;
+  const clean = scrub(line);
+  return clean.length > 160 ? `${clean.slice(0, 160)}…` : clean;
 }
 
 function parseJson(text: string): unknown {

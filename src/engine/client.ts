@@ -19,8 +19,22 @@ let dockerode: Promise<typeof Dockerode> | undefined;
 
 /** Load dockerode once. Calling it early (without awaiting) overlaps the load with other start-up work. */
 export function loadDockerode(): Promise<typeof Dockerode> {
-  dockerode ??= import("dockerode").then((m) => m.default);
+  if (!dockerode) {
+    silenceModemDebug(process.env);
+    dockerode = import("dockerode").then((m) => m.default);
+  }
   return dockerode;
+}
+
+/**
+ * docker-modem's `debug("modem")` output prints every request's headers —
+ * X-Registry-Auth included — straight to stderr, past scrub(). `debug` reads
+ * $DEBUG when it loads, so a DEBUG=* or DEBUG=modem set for other libraries
+ * gets the modem namespace excluded before dockerode is imported.
+ */
+export function silenceModemDebug(env: NodeJS.ProcessEnv): void {
+  const value = env.DEBUG;
+  if (value !== undefined && value !== "" && !value.split(/[\s,]+/).includes("-modem")) env.DEBUG = `${value},-modem`;
 }
 
 const clients = new Map<string, Promise<Docker>>();

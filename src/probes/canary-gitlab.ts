@@ -17,7 +17,7 @@ import {
 } from "../gitlab/pipeline.js";
 import type { Job, Pipeline } from "../gitlab/schema.js";
 import { firstErrorLine } from "../gitlab/trace.js";
-import { ProbeError } from "../reasons.js";
+import { HttpStatusError, ProbeError } from "../reasons.js";
 import type { CanaryJob, ProbeResult, Runner } from "../types.js";
 import { runProbe } from "./run.js";
 import type { ProbeContext, ProbeOutcome } from "./types.js";
@@ -79,27 +79,12 @@ async function canaryRun(ctx: GitlabCanaryContext, cfg: GitlabCanaryConfig): Pro
   throw withOutcome(new ProbeError("pipeline_failed", failureText(pipeline, jobs)), outcome);
 }
 
-/**
- * A canary pipeline left by an earlier prober process is followed instead of
- * starting a second one, unless it is older than the timeout (then it is
- * cancelled). Without an API token the project cannot be searched.
- */
+/** Follow a canary pipeline an earlier prober process left going, or create one. */
 async function adoptOrStart(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, opts: CallOptions): Promise<Pipeline> {
+  // Without an API token (trigger token only, public project) the project's pipelines cannot be searched.
+  const adopted = cfg.token ? await adoptLeftover(ctx, client, cfg, opts) : undefined;
+  if (adopted) return adopted;
   const variables = { ...cfg.variables, [CANARY_VARIABLE]: "1" };
-  if (cfg.token) {
-    const ours = await ownActivePipelines(client, cfg, opts);
-    const tooOld = (p: Pipeline) => p.created_at != null && Date.now() - Date.parse(p.created_at) > cfg.timeoutMs;
-    const [adopt, ...extra] = ours.filter((p) => !tooOld(p));
-    for (const p of [...ours.filter(tooOld), ...extra]) {
-      await cancelPipeline(client, cfg.project, p.id, opts);
-      ctx.log.step(`canceled canary pipeline ${p.id} left by an earlier run (${p.status})`);
-    }
-    if (adopt) {
-      ctx.log.step(`adopted canary pipeline ${adopt.id} left by an earlier run (${adopt.status}) ${adopt.web_url}`);
-      ctx.logger.info({ project: cfg.project, pipeline: adopt.id }, "gitlab canary pipeline adopted");
-      return adopt;
-    }
-  }
   const pipeline = cfg.triggerToken
     ? await triggerPipeline(client, cfg.project, cfg.ref, cfg.triggerToken, variables, opts)
     : await createPipeline(client, cfg.project, cfg.ref, variables, opts);
@@ -108,16 +93,55 @@ async function adoptOrStart(ctx: GitlabCanaryContext, client: GitlabClient, cfg:
   return pipeline;
 }
 
-/** Still-going pipelines of the canary ref that carry CI_PROBER_CANARY=1, newest first. */
-async function ownActivePipelines(client: GitlabClient, cfg: GitlabCanaryConfig, opts: CallOptions): Promise<Pipeline[]> {
+/**
+ * The newest of the prober's own still-going pipelines, if it is younger than
+ * the timeout; older ones and any extra are cancelled, so one stays at most.
+ */
+async function adoptLeftover(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, opts: CallOptions): Promise<Pipeline | undefined> {
+  const ours = await ownActivePipelines(ctx, client, cfg, opts);
+  const tooOld = (p: Pipeline) => p.created_at != null && Date.now() - Date.parse(p.created_at) > cfg.timeoutMs;
+  const [adopt, ...extra] = ours.filter((p) => !tooOld(p));
+  for (const p of [...ours.filter(tooOld), ...extra]) await cancelLeftover(ctx, client, cfg, p, opts);
+  if (!adopt) return undefined;
+  ctx.log.step(`adopted canary pipeline ${adopt.id} left by an earlier run (${adopt.status}) ${adopt.web_url}`);
+  ctx.logger.info({ project: cfg.project, pipeline: adopt.id }, "gitlab canary pipeline adopted");
+  return adopt;
+}
+
+async function cancelLeftover(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, p: Pipeline, opts: CallOptions): Promise<void> {
+  try {
+    await cancelPipeline(client, cfg.project, p.id, opts);
+    ctx.log.step(`canceled canary pipeline ${p.id} left by an earlier run (${p.status})`);
+  } catch (err) {
+    // A token below Developer may not cancel; the job timeout of .gitlab-ci.yml ends that pipeline instead.
+    if (!(err instanceof HttpStatusError && err.status === 403)) throw err;
+    ctx.log.step(`canary pipeline ${p.id} left by an earlier run could not be canceled: ${oneLine(err)}`);
+  }
+}
+
+/** Still-going pipelines of the canary ref that are the prober's own, newest first. */
+async function ownActivePipelines(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, opts: CallOptions): Promise<Pipeline[]> {
+  // Only API- and trigger-created pipelines can be the canary's; pushes and schedules are someone else's.
+  const candidates = (await activePipelines(client, cfg.project, cfg.ref, opts)).filter((p) => p.source === undefined || p.source === "api" || p.source === "trigger");
   const ours: Pipeline[] = [];
-  for (const p of await activePipelines(client, cfg.project, cfg.ref, opts)) {
-    // Only API- and trigger-created pipelines can carry the variable; pushes and schedules are someone else's.
-    if (p.source !== undefined && p.source !== "api" && p.source !== "trigger") continue;
-    const vars = await pipelineVariables(client, cfg.project, p.id, opts);
-    if (vars[CANARY_VARIABLE] === "1") ours.push(p);
+  for (const p of candidates) {
+    if (await isCanary(ctx, client, cfg, p, opts)) ours.push(p);
   }
   return ours;
+}
+
+/**
+ * CI_PROBER_CANARY=1 among the pipeline's variables. A token that may not read
+ * variables (below Developer) falls back on the source the canary itself uses.
+ */
+async function isCanary(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, p: Pipeline, opts: CallOptions): Promise<boolean> {
+  try {
+    return (await pipelineVariables(client, cfg.project, p.id, opts))[CANARY_VARIABLE] === "1";
+  } catch (err) {
+    if (!(err instanceof HttpStatusError && err.status === 403)) throw err;
+    ctx.log.step(`pipeline ${p.id}: variables not readable (403); judging by its source (${p.source ?? "unknown"})`);
+    return p.source === (cfg.triggerToken ? "trigger" : "api");
+  }
 }
 
 /** Poll until the pipeline finishes, waiting longer each time (GitLab's API is shared with every developer). */

@@ -91,7 +91,7 @@ function sendOnce(agents: Agents, url: URL, init: SendInit & { headers: Record<s
     const req = requestFn(url, { method: init.method ?? "GET", headers: init.headers, agent: agents.for(url), signal: init.signal }, (res) => {
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url, signal: init.signal });
     });
-    req.once("error", reject);
+    req.once("error", (err) => reject(requestFailed(endpointOf(init.method ?? "GET", url), err)));
     req.end(init.body);
   });
 }
@@ -141,7 +141,7 @@ export async function readBody(res: HttpResponse, maxBytes: number, endpoint: st
 export function truncated(err: unknown, res: HttpResponse, endpoint: string, received: number): unknown {
   if (err instanceof ProbeError) return err;
   // The deadline cut it: that is a timeout, whatever the socket said.
-  if (res.signal.aborted) return res.signal.reason ?? err;
+  if (res.signal.aborted) return requestFailed(endpoint, new Error(`stopped after ${received} bytes of the body`, { cause: err }));
   const code = (err as { code?: unknown } | undefined)?.code;
   if (code === "ECONNRESET" || code === "ERR_STREAM_PREMATURE_CLOSE" || (err instanceof Error && err.message === "aborted")) {
     if (!res.body.complete) {
@@ -150,6 +150,15 @@ export function truncated(err: unknown, res: HttpResponse, endpoint: string, rec
     }
   }
   return err;
+}
+
+/**
+ * The error of a request that got no (whole) answer, naming the endpoint. The
+ * original stays as `cause`, so classify() still finds its code.
+ */
+export function requestFailed(endpoint: string, err: unknown): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  return new Error(`${endpoint}: ${message}`, { cause: err });
 }
 
 /** "GET http://host/v2/…" with any user:password@ and query removed: safe for errors and logs. */

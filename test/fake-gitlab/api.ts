@@ -74,6 +74,8 @@ function projectRoute(ci: CiState, c: RouteContext): boolean {
       withPipeline(ci, c, b, (p) => json(c.res, 200, pipelineEntity(ci, p, baseUrl)));
       return true;
     case "GET pipelines/:id/variables":
+      // Pipeline variables may hold secrets; GitLab shows them to Developers and up.
+      if (!atLeast(c.role, "developer")) return forbidden(c.res);
       withPipeline(ci, c, b, (p) => json(c.res, 200, p.variables));
       return true;
     case "GET pipelines/:id/jobs":

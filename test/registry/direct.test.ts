@@ -132,6 +132,8 @@ describe("direct pull", () => {
     expect(result.bytes).toBe(expected);
     expect(result.log.some((l) => l.includes(`token GET ${services.gitlab.url}/jwt/auth -> 200`))).toBe(true);
     expect(everyText(result)).not.toContain(user.password);
+    // The bearer token GitLab issued (a JWT) appears nowhere either.
+    expect(everyText(result)).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
   });
 
   test("is not_found for an unknown tag, with the registry's MANIFEST_UNKNOWN message", async () => {
