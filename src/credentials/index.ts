@@ -71,9 +71,8 @@ export async function credentialFor(runner: Runner, target: string, opts: Creden
     return answer;
   };
   for (const path of paths) {
-    const atHost = path === host;
     for (const loaded of configs) {
-      const hit = await lookup(runner, loaded, { path, atHost, host }, opts, listOf);
+      const hit = await lookup({ runner, loaded, path, atHost: path === host, host, opts, listOf });
       if (hit.found) return hit.credential;
     }
   }
@@ -83,35 +82,51 @@ export async function credentialFor(runner: Runner, target: string, opts: Creden
 type Hit = { found: false } | { found: true; credential: Credential | undefined };
 const MISS: Hit = { found: false };
 
-async function lookup(
-  runner: Runner,
-  loaded: LoadedDockerConfig,
-  at: { path: string; atHost: boolean; host: string },
-  opts: CredentialOptions,
-  listOf: (config: DockerConfigFile, helper: string) => Promise<HelperListAnswer>,
-): Promise<Hit> {
-  if (loaded.state === "broken") return at.atHost ? { found: true, credential: brokenConfig(runner, at.host, loaded) } : MISS;
-  const { where, config } = loaded;
-  const helperKey = keysMatching(Object.keys(config.credHelpers ?? {}), at.path)[0];
-  const helper = helperKey === undefined ? undefined : config.credHelpers?.[helperKey];
-  if (helperKey !== undefined && helper !== undefined) {
-    return { found: true, credential: await fromHelper(runner, helper, helperKey, sourceOf(where, "credHelpers", helperKey), opts) };
+/** One look-up of one path in one Docker config; `atHost` marks the registry-host level, where broken sources answer. */
+interface Lookup {
+  runner: Runner;
+  loaded: LoadedDockerConfig;
+  path: string;
+  atHost: boolean;
+  host: string;
+  opts: CredentialOptions;
+  listOf: (config: DockerConfigFile, helper: string) => Promise<HelperListAnswer>;
+}
+
+type Loaded = { where: string; config: DockerConfigFile };
+
+async function lookup(l: Lookup): Promise<Hit> {
+  if (l.loaded.state === "broken") return l.atHost ? { found: true, credential: brokenConfig(l.runner, l.host, l.loaded) } : MISS;
+  for (const layer of [inCredHelpers, inCredsStore, inAuths]) {
+    const hit = await layer(l, l.loaded);
+    if (hit.found) return hit;
   }
-  if (config.credsStore) {
-    const listed = await listOf(config, config.credsStore);
-    if (listed.kind === "failed") {
-      return at.atHost ? { found: true, credential: storeFailed(runner, at.host, where, config.credsStore, listed.message) } : MISS;
-    }
-    const storeKey = keysMatching(storeKeys(config, listed.servers), at.path)[0];
-    if (storeKey !== undefined) {
-      const credential = await fromHelper(runner, config.credsStore, storeKey, sourceOf(where, "credsStore"), opts);
-      // A listed key the store then does not find shadows auths, as in GitLab Runner; an unlisted leftover falls through to its empty auths entry.
-      if (credential || storeKey in listed.servers) return { found: true, credential };
-    }
-  }
-  const authKey = keysMatching(Object.keys(config.auths ?? {}), at.path)[0];
-  if (authKey === undefined) return MISS;
-  return { found: true, credential: authsCredential(runner, where, authKey, config.auths?.[authKey]) };
+  return MISS;
+}
+
+async function inCredHelpers(l: Lookup, { where, config }: Loaded): Promise<Hit> {
+  const key = keysMatching(Object.keys(config.credHelpers ?? {}), l.path)[0];
+  const helper = key === undefined ? undefined : config.credHelpers?.[key];
+  if (key === undefined || helper === undefined) return MISS;
+  return { found: true, credential: await fromHelper(l.runner, helper, key, sourceOf(where, "credHelpers", key), l.opts) };
+}
+
+async function inCredsStore(l: Lookup, { where, config }: Loaded): Promise<Hit> {
+  const store = config.credsStore;
+  if (!store) return MISS;
+  const listed = await l.listOf(config, store);
+  if (listed.kind === "failed") return l.atHost ? { found: true, credential: storeFailed(l.runner, l.host, where, store, listed.message) } : MISS;
+  const key = keysMatching(storeKeys(config, listed.servers), l.path)[0];
+  if (key === undefined) return MISS;
+  const credential = await fromHelper(l.runner, store, key, sourceOf(where, "credsStore"), l.opts);
+  // A listed key the store then does not find shadows auths, as in GitLab Runner; an unlisted leftover falls through to its empty auths entry.
+  return credential || key in listed.servers ? { found: true, credential } : MISS;
+}
+
+async function inAuths(l: Lookup, { where, config }: Loaded): Promise<Hit> {
+  const key = keysMatching(Object.keys(config.auths ?? {}), l.path)[0];
+  if (key === undefined) return MISS;
+  return { found: true, credential: authsCredential(l.runner, where, key, config.auths?.[key]) };
 }
 
 async function credentialsOf(runner: Runner, loaded: LoadedDockerConfig, opts: CredentialOptions): Promise<Credential[]> {

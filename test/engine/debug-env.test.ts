@@ -27,10 +27,10 @@ test("with DEBUG=* docker-modem's request dump, X-Registry-Auth included, never 
     const docker = await engineFor({ dockerHost: services.dockerHost }, signal);
     await pullImage(docker, services.dockerHost, services.htpasswd.image, auth, { signal });
     const text = written.join("");
-    expect(process.env.DEBUG).toBe("*,-modem");
     expect(text.includes(registryAuthHeader(auth))).toBe(false);
     expect(text.includes(password)).toBe(false);
     expect(text.includes("modem Sending")).toBe(false);
+    expect(process.env.DEBUG).toBe("*,-modem");
   } finally {
     spy.mockRestore();
   }

@@ -178,6 +178,23 @@ describe("gitlab canary", () => {
     expectNoSecret(result, logLines, token);
   });
 
+  test("with a Reporter token that may not read variables, a leftover triggered pipeline is adopted by its source", async () => {
+    fake.state.addUser({ username: "reporter-follow" });
+    const reporterToken = fake.state.issueApiToken("reporter-follow");
+    const project = ci.addProject({ path: "ci/canary-reporter", jobs: [{ name: "canary", tags: ["reporter-a"] }], members: { "reporter-follow": "reporter" } });
+    const triggerToken = ci.addTriggerToken(project);
+    ci.addRunner({ description: "runner-reporter", tags: ["reporter-a"], behaviour: { kind: "succeed", pickupMs: 300, runMs: 100 } });
+    const left = ci.createPipeline(project, "main", "trigger", [{ key: "CI_PROBER_CANARY", value: "1", variable_type: "env_var" }], null);
+    const { ctx, logLines } = canaryContext(fake.url, "ci/canary-reporter", { token: new Secret(reporterToken), triggerToken: new Secret(triggerToken) });
+
+    const result = await gitlabCanary(ctx);
+
+    expect(result.success).toBe(true);
+    expect(pipelinesOf("ci/canary-reporter").map((p) => p.id)).toEqual([left.id]);
+    expect(result.log.some((l) => l.endsWith(`pipeline ${left.id}: variables not readable (403); judging by its source (trigger)`))).toBe(true);
+    expectNoSecret(result, logLines, reporterToken, triggerToken);
+  });
+
   test("a canary pipeline older than the timeout, left by an earlier run, is cancelled and a new one started", async () => {
     const project = ci.addProject({ path: "ci/canary-stale", jobs: [{ name: "canary", tags: ["stale-a"] }] });
     const runner = ci.addRunner({ description: "runner-stale", tags: ["stale-a"], behaviour: { kind: "succeed", pickupMs: 50, runMs: 50 } });
