@@ -77,6 +77,9 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     }
     status.retain(new Set(p.tasks.map((t) => t.key)));
     if (added.length > 0 || removed.length > 0) logger.info({ added: added.length, removed: removed.length, tasks: p.tasks.length }, "plan updated");
+    if (firstKeys === undefined && p.runners.length === 0) {
+      logger.warn({ config: config.file }, "no runners to probe: no gitlab-runner config.toml or Docker config.json found");
+    }
     firstKeys ??= p.tasks.map((t) => t.key);
   };
 

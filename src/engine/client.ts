@@ -20,7 +20,7 @@ let dockerode: Promise<typeof Dockerode> | undefined;
 /** Load dockerode once. Calling it early (without awaiting) overlaps the load with other start-up work. */
 export function loadDockerode(): Promise<typeof Dockerode> {
   if (!dockerode) {
-    //XX silenceModemDebug(process.env);
+    silenceModemDebug(process.env);
     dockerode = import("dockerode").then((m) => m.default);
   }
   return dockerode;

@@ -87,7 +87,7 @@ export class GitlabClient {
     // A POST that reached a 5xx may have taken effect (a second pipeline); only a 429, which GitLab refuses before acting, is safe to repeat.
     const idempotent = method === "GET" || method === "PUT" || method === "DELETE";
     for (let attempt = 0; ; attempt++) {
-      const res = await this.#send(method, path, opts);
+      const res = await this.#follow(method, this.#url(path, opts.query), opts);
       const retryable = res.statusCode === 429 || (res.statusCode >= 500 && idempotent);
       if (res.statusCode < 400) return res.body.text();
       const error = await statusError(res, endpoint);
@@ -99,14 +99,32 @@ export class GitlabClient {
     }
   }
 
-  async #send(method: HttpMethod, path: string, opts: CommonRequest): Promise<Dispatcher.ResponseData> {
+  #url(path: string, query: Query | undefined): URL {
     const url = new URL(`${this.baseUrl}/api/v4${path}`);
-    for (const [key, value] of Object.entries(opts.query ?? {})) {
+    for (const [key, value] of Object.entries(query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
+    return url;
+  }
+
+  /**
+   * Send, following one redirect of a GET (a job trace may be served from
+   * object storage). The token goes only to GitLab's own origin: undici's
+   * redirect interceptor would forward PRIVATE-TOKEN anywhere.
+   */
+  async #follow(method: HttpMethod, url: URL, opts: CommonRequest): Promise<Dispatcher.ResponseData> {
+    const res = await this.#send(method, url, opts, true);
+    const location = header(res.headers, "location");
+    if (method !== "GET" || res.statusCode < 300 || res.statusCode >= 400 || location === undefined) return res;
+    await res.body.dump();
+    const next = new URL(location, url);
+    return this.#send("GET", next, opts, next.origin === url.origin);
+  }
+
+  async #send(method: HttpMethod, url: URL, opts: CommonRequest, withToken: boolean): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = { accept: "application/json" };
     const token = opts.token === undefined ? this.#token : opts.token;
-    if (token) headers["private-token"] = token.reveal();
+    if (token && withToken) headers["private-token"] = token.reveal();
     if (opts.json !== undefined) headers["content-type"] = "application/json";
     const t0 = performance.now();
     const res = await request(url, {

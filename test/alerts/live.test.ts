@@ -27,6 +27,7 @@ import { DAEMON_MAIN, daemonBuilt, query, SCRAPE_INTERVAL, startAlerting, startW
 const services = inject("services");
 const runner = "alert-r1";
 const engineRunner = "alert-engine";
+const noCredentialRunner = "alert-nocred";
 const user = `alert-live-${randomBytes(3).toString("hex")}`;
 // A personal access token used as the registry password, as people do: GitLab can then tell its expiry.
 const password = `glpat-${randomBytes(10).toString("hex")}`;
@@ -74,6 +75,11 @@ beforeAll(async () => {
   const engineConfig = join(dir, "home", "engine-runner", ".docker", "config.json");
   writeDockerConfig(engineConfig, registry, Buffer.from(`${services.gitlab.admin.username}:${services.gitlab.admin.password}`).toString("base64"));
 
+  // A runner with no credential for its registry: failures from the start, and alerts without a credential to join.
+  const emptyConfig = join(dir, "home", "nocred-runner", ".docker", "config.json");
+  mkdirSync(join(emptyConfig, ".."), { recursive: true });
+  writeFileSync(emptyConfig, "{}");
+
   const port = await freePort();
   daemonAddress = `127.0.0.1:${port}`;
   const config = join(dir, "ci-prober.yml");
@@ -85,6 +91,7 @@ beforeAll(async () => {
       listen_address: daemonAddress,
       runners: [
         { name: runner, docker_config: dockerConfig, mode: "direct", images: [services.token.image] },
+        { name: noCredentialRunner, docker_config: emptyConfig, mode: "direct", images: [services.htpasswd.image] },
         { name: engineRunner, docker_config: engineConfig, docker_host: services.dockerHost, mode: "engine", images: [services.token.image], interval: "5s" },
       ],
       canary: { local: { image: services.token.image, command: ["sh", "-c", "echo ok"], runners: [engineRunner], interval: "5s", timeout: "30s" } },
@@ -209,8 +216,11 @@ describe("alerts against live prometheus and alertmanager", () => {
     expect(r.code).toBe(0);
   });
 
-  // Runs after the block above, so the failure counter has series.
   test("every PromQL expression of the rules and the dashboard runs on the live prober and every metric and label it names exists", async () => {
+    // Series that appear only after some rounds: a failure (of the runner without a credential), a canary, a recording rule's result.
+    for (const needed of ["ci_prober_probe_failures_total", "ci_prober_canary_success", "ci_prober_credential_expiry_timestamp_seconds", "runner_registry:ci_prober_credential_info:in_use"]) {
+      await waitFor(`series of ${needed}`, 30_000, async () => ((await query(prometheus(), needed, signal())).length > 0 ? true : undefined));
+    }
     const metricsText = await (await fetch(`http://${daemonAddress}/metrics`, { signal: signal() })).text();
     const labelNames = new Set(((await (await fetch(`${prometheus()}/api/v1/labels`, { signal: signal() })).json()) as { data: string[] }).data);
     const exprs: (NamedExpr & { needsData: boolean })[] = [
