@@ -24,7 +24,8 @@ export function engineAuth(credential: Credential): EngineAuth {
   const serveraddress = credential.registry;
   const secret = credential.secret.reveal();
   if (credential.secretType === "identity_token" || credential.username === "<token>") {
-    return { ...(credential.username !== "<token>" ? { username: credential.username } : {}), identitytoken: secret, serveraddress };
+    const named = credential.username !== "<token>" && credential.username !== "";
+    return { ...(named ? { username: credential.username } : {}), identitytoken: secret, serveraddress };
   }
   return { username: credential.username, password: secret, serveraddress };
 }

@@ -43,7 +43,7 @@ export async function createCanaryContainer(docker: Docker, dockerHost: string, 
       Tty: false,
       HostConfig: { NetworkMode: spec.network },
       abortSignal: signal,
-    } as Parameters<Docker["createContainer"]>[0]);
+    });
     id = created.id;
   } catch (err) {
     throw engineError(err, dockerHost, `create canary container from ${spec.image}`);

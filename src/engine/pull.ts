@@ -27,21 +27,17 @@ export async function pullImage(docker: Docker, dockerHost: string, image: strin
   const query = { fromImage: ref.registry === "docker.io" ? ref.repository : `${ref.registry}/${ref.repository}`, tag: ref.digest ?? ref.tag ?? "latest", abortSignal: opts.signal };
   let stream: NodeJS.ReadableStream;
   try {
-    stream = await docker.createImage(auth ? { key: registryAuthHeader(auth) } : {}, query);
+    stream = auth ? await docker.createImage({ key: registryAuthHeader(auth) }, query) : await docker.createImage(query);
   } catch (err) {
     throw engineError(err, dockerHost, `pull ${name}`);
   }
   opts.step?.(`POST /images/create ${name}${auth ? ` as ${auth.username ?? "<identity token>"}` : " anonymously"} -> 200, reading progress`);
   try {
-    return await scanProgress(abortable(stream as Readable, opts.signal), name);
+    // docker-modem ties the signal to the request only; once the answer streams, aborting must destroy it too.
+    return await scanProgress(addAbortSignal(opts.signal, stream as Readable), name);
   } catch (err) {
     throw engineError(err, dockerHost, `pull ${name}`);
   }
-}
-
-// docker-modem ties the signal to the request only; once the response streams, aborting must destroy it too.
-function abortable(stream: Readable, signal: AbortSignal): Readable {
-  return addAbortSignal(signal, stream);
 }
 
 /**

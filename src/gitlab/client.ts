@@ -73,6 +73,11 @@ export class GitlabClient {
     this.#backoffMs = opts.backoffMs ?? 1000;
   }
 
+  /** Release the connection pool of a client built with its own CA. */
+  async close(): Promise<void> {
+    await this.#dispatcher?.close();
+  }
+
   request<T>(method: HttpMethod, path: string, opts: JsonRequest<T>): Promise<T>;
   request(method: HttpMethod, path: string, opts: TextRequest): Promise<string>;
   async request<T>(method: HttpMethod, path: string, opts: JsonRequest<T> | TextRequest): Promise<T | string> {
@@ -89,7 +94,7 @@ export class GitlabClient {
     for (let attempt = 0; ; attempt++) {
       const res = await this.#follow(method, this.#url(path, opts.query), opts);
       const retryable = res.statusCode === 429 || (res.statusCode >= 500 && idempotent);
-      if (res.statusCode < 400) return res.body.text();
+      if (res.statusCode < 300) return res.body.text();
       const error = await statusError(res, endpoint);
       if (!retryable || attempt >= this.#maxRetries) throw error;
       const waitMs = res.statusCode === 429 ? rateLimitWaitMs(res.headers, attempt, this.#backoffMs) : this.#backoffMs * 2 ** attempt;

@@ -62,7 +62,16 @@ export function gitlabCanary(ctx: GitlabCanaryContext): Promise<ProbeResult> {
 }
 
 async function canaryRun(ctx: GitlabCanaryContext, cfg: GitlabCanaryConfig): Promise<ProbeOutcome> {
-  const client = ctx.client ?? new GitlabClient({ url: cfg.url, ...(cfg.token ? { token: cfg.token } : {}), ...(cfg.ca ? { ca: cfg.ca } : {}), logger: ctx.logger });
+  if (ctx.client) return canaryPipeline(ctx, ctx.client, cfg);
+  const client = new GitlabClient({ url: cfg.url, ...(cfg.token ? { token: cfg.token } : {}), ...(cfg.ca ? { ca: cfg.ca } : {}), logger: ctx.logger });
+  try {
+    return await canaryPipeline(ctx, client, cfg);
+  } finally {
+    await client.close();
+  }
+}
+
+async function canaryPipeline(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig): Promise<ProbeOutcome> {
   const deadline = Date.now() + cfg.timeoutMs;
   const follow: CallOptions = { signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(cfg.timeoutMs)]), deadline };
   const started = await adoptOrStart(ctx, client, cfg, follow);
@@ -164,10 +173,11 @@ async function timedOut(ctx: GitlabCanaryContext, client: GitlabClient, cfg: Git
   // The probe's own deadline has passed by now; the pipeline must still be cancelled, or it holds a runner slot for nothing.
   const grace: CallOptions = { signal: AbortSignal.timeout(CANCEL_GRACE_MS) };
   let jobs: CanaryJob[] = [];
-  let status = "unknown";
+  let canceled = false;
   try {
     jobs = (await pipelineJobs(client, cfg.project, id, grace)).map(toCanaryJob);
-    status = (await cancelPipeline(client, cfg.project, id, grace)).status;
+    const status = (await cancelPipeline(client, cfg.project, id, grace)).status;
+    canceled = true;
     ctx.log.step(`pipeline ${id} canceled after ${formatDuration(cfg.timeoutMs)} (${status})`);
   } catch (err) {
     ctx.log.step(`pipeline ${id}: cancel failed: ${oneLine(err)}`);
@@ -176,7 +186,7 @@ async function timedOut(ctx: GitlabCanaryContext, client: GitlabClient, cfg: Git
   for (const job of jobs) ctx.log.step(jobLine(job));
   const waiting = jobs.filter((j) => j.runner === null).map((j) => j.name);
   const why = waiting.length > 0 ? `; no runner picked up ${waiting.join(", ")}` : "";
-  return withOutcome(new ProbeError("pipeline_timeout", `pipeline ${id} did not finish within ${formatDuration(cfg.timeoutMs)}${why}; canceled`), outcomeOf(jobs));
+  return withOutcome(new ProbeError("pipeline_timeout", `pipeline ${id} did not finish within ${formatDuration(cfg.timeoutMs)}${why}; ${canceled ? "canceled" : "cancel failed"}`), outcomeOf(jobs));
 }
 
 /** Jobs as CanaryJobs, with the explaining trace line of each failed one. */

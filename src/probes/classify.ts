@@ -80,6 +80,8 @@ function fromCode(code: string): Reason | undefined {
       return "bad_response";
   }
   if (code.startsWith("CERT_") || code.startsWith("ERR_TLS_") || code.startsWith("ERR_SSL_")) return "tls";
+  // node:http's parser (llhttp): the peer answered, but not with valid HTTP.
+  if (code.startsWith("HPE_")) return "bad_response";
   if (
     code === "UNABLE_TO_VERIFY_LEAF_SIGNATURE" ||
     code === "DEPTH_ZERO_SELF_SIGNED_CERT" ||

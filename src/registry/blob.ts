@@ -1,43 +1,67 @@
 import { createHash } from "node:crypto";
 import { ProbeError } from "../reasons.js";
 import { digestAlgorithm } from "./manifest.js";
+import { streamGet } from "./rawget.js";
 import type { Descriptor } from "./schema.js";
-import { type HttpResponse, truncated } from "./transport.js";
+import { endpointOf, isRedirect, MAX_REDIRECTS, statusError, USER_AGENT } from "./transport.js";
+
+export interface BlobFetch {
+  /** The registry's origin: the only one that gets its Authorization. */
+  registryOrigin: string;
+  authorization: string | undefined;
+  ca: string | undefined;
+  signal: AbortSignal;
+  log(message: string): void;
+}
 
 /**
- * Stream a blob body through its digest's hash, never to disk, and compare
- * with the descriptor: more bytes than its size, fewer, or another digest is
- * `digest_mismatch`; a body cut off mid-way is `bad_response`. Returns the
- * bytes read.
+ * Fetch a blob, following redirects (blob storage often answers elsewhere)
+ * without taking the registry's Authorization to another origin, and stream it
+ * through its digest's hash, never to disk. More bytes than the descriptor's
+ * size, fewer, or another digest is `digest_mismatch`; a body cut off mid-way
+ * is `bad_response`. Returns the bytes read.
  */
-export async function verifyBlob(res: HttpResponse, desc: Descriptor, endpoint: string): Promise<number> {
+export async function fetchBlob(url: URL, desc: Descriptor, opts: BlobFetch): Promise<number> {
   const hash = createHash(digestAlgorithm(desc.digest));
   let received = 0;
-  try {
-    // One listener per chunk, no promise per chunk: this is the hot path of a pull.
-    await new Promise<void>((resolve, reject) => {
-      const body = res.body;
-      body.on("data", (chunk: Buffer) => {
+  let current = url;
+  for (let hop = 0; ; hop++) {
+    const endpoint = endpointOf("GET", current);
+    const res = await streamGet(current, endpoint, {
+      ...(opts.authorization !== undefined && current.origin === opts.registryOrigin ? { authorization: opts.authorization } : {}),
+      ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+      signal: opts.signal,
+      userAgent: USER_AGENT,
+      onBody(chunk) {
         received += chunk.length;
-        if (received > desc.size) {
-          body.destroy(new ProbeError("digest_mismatch", `${endpoint}: more than the ${desc.size} bytes the manifest gives for ${desc.digest}`));
-          return;
-        }
+        if (received > desc.size) throw new ProbeError("digest_mismatch", `${endpoint}: more than the ${desc.size} bytes the manifest gives for ${desc.digest}`);
         hash.update(chunk);
-      });
-      body.once("end", resolve);
-      body.once("error", reject);
-      body.once("close", () => {
-        if (!body.complete) reject(Object.assign(new Error("aborted"), { code: "ECONNRESET" }));
-      });
+      },
     });
-  } catch (err) {
-    throw truncated(err, res, endpoint, received);
+    opts.log(`${endpoint} -> ${res.status}`);
+    const location = res.headers.location;
+    if (isRedirect(res.status) && location !== undefined) {
+      if (hop >= MAX_REDIRECTS) throw new ProbeError("bad_response", `${endpointOf("GET", url)}: more than ${MAX_REDIRECTS} redirects`);
+      current = nextUrl(location, current, endpoint);
+      continue;
+    }
+    if (res.status !== 200) throw statusError(res.status, res.headers["retry-after"], res.errorBody.toString("utf8"), endpoint);
+    if (received !== desc.size) {
+      throw new ProbeError("digest_mismatch", `${endpoint}: got ${received} bytes, the manifest gives ${desc.size} for ${desc.digest}`);
+    }
+    const actual = `${desc.digest.slice(0, desc.digest.indexOf(":"))}:${hash.digest("hex")}`;
+    if (actual !== desc.digest) throw new ProbeError("digest_mismatch", `${endpoint}: content has digest ${actual}, expected ${desc.digest}`);
+    return received;
   }
-  if (received !== desc.size) {
-    throw new ProbeError("digest_mismatch", `${endpoint}: got ${received} bytes, the manifest gives ${desc.size} for ${desc.digest}`);
+}
+
+function nextUrl(location: string, base: URL, endpoint: string): URL {
+  let next: URL;
+  try {
+    next = new URL(location, base);
+  } catch {
+    throw new ProbeError("bad_response", `${endpoint}: redirect to an invalid URL`);
   }
-  const actual = `${desc.digest.slice(0, desc.digest.indexOf(":"))}:${hash.digest("hex")}`;
-  if (actual !== desc.digest) throw new ProbeError("digest_mismatch", `${endpoint}: content has digest ${actual}, expected ${desc.digest}`);
-  return received;
+  if (next.protocol !== "http:" && next.protocol !== "https:") throw new ProbeError("bad_response", `${endpoint}: redirect to a ${next.protocol} URL`);
+  return next;
 }

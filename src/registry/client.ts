@@ -3,9 +3,9 @@ import { DOCKER_HUB, DOCKER_HUB_API_HOST, isLoopbackRegistry, type ImageRef, man
 import { HttpStatusError, ProbeError } from "../reasons.js";
 import { Secret } from "../secret.js";
 import type { Credential } from "../types.js";
-import { verifyBlob } from "./blob.js";
+import { fetchBlob } from "./blob.js";
 import { type Challenge, parseChallenges, pickChallenge } from "./challenge.js";
-import { digestOf, MANIFEST_ACCEPT, MANIFEST_LIMIT, parseManifest, type ParsedManifest, type Platform, selectPlatform } from "./manifest.js";
+import { digestOf, formatPlatform, MANIFEST_ACCEPT, MANIFEST_LIMIT, parseManifest, type ParsedManifest, type Platform, selectPlatform } from "./manifest.js";
 import type { Descriptor, ImageManifest } from "./schema.js";
 import { basicAuthorization, fetchToken, type TokenCredential } from "./token.js";
 import { Agents, endpointOf, type HttpResponse, httpError, readBody, send } from "./transport.js";
@@ -66,6 +66,8 @@ export class RegistryClient {
 
   /** What `docker login` does: a token without scope (or Basic), then an authenticated GET /v2/ that must answer 200. */
   async login(): Promise<void> {
+    // A credential that failed to load fails the probe even where the registry would not ask for it, as it fails `docker login`.
+    usableCredential(this.#opts.credential, this.#opts.registry);
     const challenge = await this.#ping();
     if (challenge === undefined) {
       this.#opts.log("registry requires no authentication");
@@ -79,13 +81,14 @@ export class RegistryClient {
 
   /** Resolve the manifest (an index to the platform's entry), then fetch and verify config and every layer. */
   async pull(ref: ImageRef, platform: Platform): Promise<PullResult> {
+    usableCredential(this.#opts.credential, this.#opts.registry);
     const challenge = await this.#ping();
     if (challenge !== undefined) await this.#authenticate(challenge, `repository:${ref.repository}:pull`, false);
     const reference = manifestReference(ref);
     let { parsed, digest } = await this.#manifest(ref.repository, reference, ref.digest);
     if (parsed.kind === "index") {
       const entry = selectPlatform(parsed.index, platform, endpointOf("GET", this.#url(`/v2/${ref.repository}/manifests/${reference}`)));
-      this.#opts.log(`platform ${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ""} -> ${entry.digest}`);
+      this.#opts.log(`platform ${formatPlatform(platform)} -> ${entry.digest}`);
       ({ parsed, digest } = await this.#manifest(ref.repository, entry.digest, entry.digest));
       if (parsed.kind === "index") throw new ProbeError("bad_response", `manifest ${entry.digest} for the platform is itself an index`);
     }
@@ -132,7 +135,7 @@ export class RegistryClient {
       signal: this.#opts.signal,
       log: this.#opts.log,
     }).catch((err: unknown) => {
-      throw credential === undefined && err instanceof HttpStatusError && err.status === 401 ? this.#demandsCredential(err) : err;
+      throw this.#orMissing(err);
     });
     this.#authorization = secretHeader(`Bearer ${token.reveal()}`);
   }
@@ -160,21 +163,27 @@ export class RegistryClient {
   }
 
   async #blob(repository: string, desc: Descriptor): Promise<number> {
-    const res = await this.#get(`/v2/${repository}/blobs/${desc.digest}`, {});
-    const endpoint = endpointOf("GET", res.url);
-    if (res.status !== 200) throw await this.#failure(res, endpoint);
-    const bytes = await verifyBlob(res, desc, endpoint);
+    const bytes = await fetchBlob(this.#url(`/v2/${repository}/blobs/${desc.digest}`), desc, {
+      registryOrigin: this.#origin.origin,
+      authorization: this.#authorization?.reveal(),
+      ca: this.#opts.transport?.ca,
+      signal: this.#opts.signal,
+      log: this.#opts.log,
+    }).catch((err: unknown) => {
+      throw this.#orMissing(err);
+    });
     this.#opts.log(`blob ${desc.digest} ${bytes} bytes verified`);
     return bytes;
   }
 
-  /** A 401 to a probe that holds no credential means the registry demands one. */
-  async #failure(res: HttpResponse, endpoint: string): Promise<Error> {
-    const err = await httpError(res, endpoint);
-    return err.status === 401 && usableCredential(this.#opts.credential, this.#opts.registry) === undefined ? this.#demandsCredential(err) : err;
+  async #failure(res: HttpResponse, endpoint: string): Promise<unknown> {
+    return this.#orMissing(await httpError(res, endpoint));
   }
 
-  #demandsCredential(err: HttpStatusError): ProbeError {
+  /** A 401 (from the registry or its token realm) to a probe that holds no credential means the registry demands one. */
+  #orMissing(err: unknown): unknown {
+    if (!(err instanceof HttpStatusError) || err.status !== 401) return err;
+    if (usableCredential(this.#opts.credential, this.#opts.registry) !== undefined) return err;
     return new ProbeError("credential_missing", `no credential for ${this.#opts.registry}, and it demands one (${err.message})`, { cause: err });
   }
 

@@ -8,7 +8,9 @@ export interface CertificateExpiryOptions {
   /** PEM of the registry's CA (registries[host].ca); only used for the handshake, not to judge the certificate. */
   ca?: string;
   signal: AbortSignal;
-  /** registryScheme(host, transport) by default: plain-HTTP registries have no certificate. */
+  /** registries[host].insecure: such a registry is spoken to over plain HTTP and has no certificate. */
+  insecure?: boolean;
+  /** Overrides the scheme registryScheme() gives (tests speak TLS on 127.0.0.1). */
   scheme?: "http" | "https";
 }
 
@@ -18,7 +20,7 @@ export interface CertificateExpiryOptions {
  * an expired or untrusted one must still report its date, which is the point.
  */
 export async function certificateExpiry(host: string, opts: CertificateExpiryOptions): Promise<{ notAfter: number } | undefined> {
-  if ((opts.scheme ?? registryScheme(host, undefined)) === "http") return undefined;
+  if ((opts.scheme ?? registryScheme(host, { insecure: opts.insecure ?? false })) === "http") return undefined;
   opts.signal.throwIfAborted();
   const { hostname, port } = splitHost(host === DOCKER_HUB ? DOCKER_HUB_API_HOST : host);
   const validTo = await new Promise<string>((resolve, reject) => {

@@ -1,13 +1,9 @@
 /*
- * HTTP for the registry client, over node:http / node:https rather than undici.
- *
- * Why not undici (measured with a 256 MiB blob over loopback, Node 20, whole
- * process, sha256 of the stream): node:http 0.54-0.58 s at 85-88 MB peak RSS;
- * undici 7 `request()` 0.64-0.73 s at 134-140 MB; undici `dispatch()` with a raw
- * onData 0.58-0.82 s at 113-135 MB. Importing undici alone costs ~0.1 s and
- * 21 MB RSS. The pull probe must stay under 100 MB as a whole `ci-prober once`
- * process, so every registry request (small ones too, for one code path for
- * redirects, TLS and aborts) goes through Node's own client.
+ * HTTP for the registry client's small requests (ping, tokens, manifests,
+ * error bodies), over node:http / node:https rather than undici: importing
+ * undici costs ~0.1 s and 21 MB RSS in every `ci-prober once` that pulls, and
+ * node:http is already in the process. Blobs take their own path (rawget.ts),
+ * which says why, with the measurements.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
@@ -36,7 +32,9 @@ export interface SendInit {
   followRedirects?: boolean;
 }
 
-const MAX_REDIRECTS = 5;
+export const MAX_REDIRECTS = 5;
+/** Registries and proxies log it; operators can tell the prober's traffic from CI's. */
+export const USER_AGENT = "ci-prober";
 
 /**
  * Keep-alive agents for one probe; close() destroys every socket so nothing
@@ -67,7 +65,7 @@ export async function send(agents: Agents, url: URL, init: SendInit): Promise<Ht
   let current = url;
   for (let hop = 0; ; hop++) {
     const sameOrigin = current.origin === url.origin;
-    const headers = { ...init.headers, ...(init.authorization !== undefined && sameOrigin ? { authorization: init.authorization } : {}) };
+    const headers = { "user-agent": USER_AGENT, ...init.headers, ...(init.authorization !== undefined && sameOrigin ? { authorization: init.authorization } : {}) };
     const res = await sendOnce(agents, current, { ...init, headers });
     const location = res.headers.location;
     if (!init.followRedirects || !isRedirect(res.status) || location === undefined) return res;
@@ -80,7 +78,7 @@ export async function send(agents: Agents, url: URL, init: SendInit): Promise<Ht
   }
 }
 
-function isRedirect(status: number): boolean {
+export function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
 }
 
@@ -181,9 +179,14 @@ export async function httpError(res: HttpResponse, endpoint: string): Promise<Ht
     if (res.signal.aborted) throw err;
     // An unreadable error body still leaves the status to classify by.
   }
-  const retryAfter = Number(res.headers["retry-after"] ?? Number.NaN);
+  return statusError(res.status, res.headers["retry-after"], text, endpoint);
+}
+
+/** The HttpStatusError for a status, its Retry-After and the text of its body. */
+export function statusError(status: number, retryAfterHeader: string | undefined, text: string, endpoint: string): HttpStatusError {
+  const retryAfter = Number(retryAfterHeader ?? Number.NaN);
   const detail = { ...errorDetail(text), ...(Number.isFinite(retryAfter) ? { retryAfterSeconds: retryAfter } : {}) };
-  return new HttpStatusError(res.status, endpoint, detail);
+  return new HttpStatusError(status, endpoint, detail);
 }
 
 function errorDetail(text: string): { code?: string; message?: string } {

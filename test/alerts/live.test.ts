@@ -3,6 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { ciState } from "../fake-gitlab/pipelines.js";
+import { startFakeGitlab, type FakeGitlab } from "../fake-gitlab/server.js";
+import { testSigningKey } from "../gitlab/helpers.js";
 import { freePort, startProc, waitForListen, type Proc } from "../services/procs.js";
 import {
   dashboardExpressions,
@@ -18,6 +21,7 @@ import {
   type NamedExpr,
 } from "./files.js";
 import { DAEMON_MAIN, daemonBuilt, query, SCRAPE_INTERVAL, startAlerting, startWebhook, targetUp, waitFor, type Delivery, type Stack, type Webhook } from "./live.js";
+import { alertmanagerAlertsSchema, labelsResponseSchema, testTokenSchema } from "./schema.js";
 
 // The alerting path end to end with real programs: a ci-prober daemon probes
 // the token registry (whose realm is the fake GitLab) with a runner's
@@ -26,7 +30,7 @@ import { DAEMON_MAIN, daemonBuilt, query, SCRAPE_INTERVAL, startAlerting, startW
 
 const services = inject("services");
 const runner = "alert-r1";
-const engineRunner = "alert-engine";
+const CANARY_PROJECT = "ci/canary";
 const noCredentialRunner = "alert-nocred";
 const user = `alert-live-${randomBytes(3).toString("hex")}`;
 // A personal access token used as the registry password, as people do: GitLab can then tell its expiry.
@@ -38,6 +42,8 @@ let dir = "";
 let dockerConfig = "";
 let daemonAddress = "";
 let daemon: Proc | undefined;
+let canaryGitlab: FakeGitlab | undefined;
+let closeCanaryCi: (() => void) | undefined;
 let webhook: Webhook | undefined;
 let stack: Stack | undefined;
 
@@ -66,14 +72,20 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "ci-prober-alerts-"));
   const expiresAt = new Date(Date.now() + 10 * 86_400_000).toISOString().slice(0, 10);
   await gitlabPost("/-/test/users", { username: user, password, isAccessToken: true, actions: ["pull"], expiresAt });
-  const { token } = (await gitlabPost("/-/test/tokens", { username: "root" })) as { token: string };
+  const { token } = testTokenSchema.parse(await gitlabPost("/-/test/tokens", { username: "root" }));
   writeFileSync(join(dir, "gitlab-token"), token);
 
   dockerConfig = join(dir, "home", "gitlab-runner", ".docker", "config.json");
   writeDockerConfig(dockerConfig, registry, auth);
-  // A second runner on the test dockerd runs the local canary with the GitLab admin's credential.
-  const engineConfig = join(dir, "home", "engine-runner", ".docker", "config.json");
-  writeDockerConfig(engineConfig, registry, Buffer.from(`${services.gitlab.admin.username}:${services.gitlab.admin.password}`).toString("base64"));
+  // The GitLab canary runs on a fake GitLab of this test's own, where the runner alert-r1 picks up its job.
+  // (A local canary would need the shared test dockerd, whose other tests expect no canary container.)
+  canaryGitlab = await startFakeGitlab(testSigningKey());
+  const ci = ciState(canaryGitlab.state);
+  closeCanaryCi = () => ci.close();
+  ci.addProject({ path: CANARY_PROJECT, jobs: [{ name: "canary", tags: ["alert-live"] }] });
+  ci.addRunner({ description: runner, tags: ["alert-live"], behaviour: { kind: "succeed", pickupMs: 50, runMs: 100 } });
+  canaryGitlab.state.addUser({ username: "project_1_bot_canary", bot: true });
+  writeFileSync(join(dir, "canary-token"), canaryGitlab.state.issueApiToken("project_1_bot_canary"));
 
   // A runner with no credential for its registry: failures from the start, and alerts without a credential to join.
   const emptyConfig = join(dir, "home", "nocred-runner", ".docker", "config.json");
@@ -92,9 +104,8 @@ beforeAll(async () => {
       runners: [
         { name: runner, docker_config: dockerConfig, mode: "direct", images: [services.token.image] },
         { name: noCredentialRunner, docker_config: emptyConfig, mode: "direct", images: [services.htpasswd.image] },
-        { name: engineRunner, docker_config: engineConfig, docker_host: services.dockerHost, mode: "engine", images: [services.token.image], interval: "5s" },
       ],
-      canary: { local: { image: services.token.image, command: ["sh", "-c", "echo ok"], runners: [engineRunner], interval: "5s", timeout: "30s" } },
+      canary: { gitlab: { url: canaryGitlab.url, project: CANARY_PROJECT, token_file: join(dir, "canary-token"), interval: "2s", timeout: "20s" } },
       gitlab: { url: services.gitlab.url, token_file: join(dir, "gitlab-token"), interval: "1s" },
     }),
   );
@@ -109,6 +120,8 @@ afterAll(async () => {
   await stack?.stop();
   await daemon?.stop();
   await webhook?.close();
+  closeCanaryCi?.();
+  await canaryGitlab?.close();
   if (dir !== "") rmSync(dir, { recursive: true, force: true });
 });
 
@@ -176,6 +189,31 @@ describe("alerts against live prometheus and alertmanager", () => {
     }
   }, 180_000);
 
+  test("a personal access token that expires in 10 days opens tickets for its expiry and for being personal", async () => {
+    const source = `${dockerConfig}#auths["${registry}"]`;
+    const summaries: Record<string, string> = {};
+    for (const alertname of ["CIRegistryCredentialExpiringSoon", "CIRunnerUsesPersonalCredential"]) {
+      const delivery = await waitFor(`${alertname} to be delivered`, 60_000, () => findAlert("firing", alertname, { runner }));
+      expect(delivery.payload.receiver, alertname).toBe("ticket");
+      const alert = alertOf(delivery, alertname, "firing");
+      expect(alert.labels, alertname).toMatchObject({ severity: "ticket", runner, registry, username: user, kind: "personal", source });
+      expect(alert.annotations.description, alertname).toContain(`file ${dockerConfig} under key auths["${registry}"]`);
+      summaries[alertname] = alert.annotations.summary ?? "";
+    }
+    // GitLab's expires_at is a date: the token ends at a midnight 9 to 10 days away.
+    expect(summaries.CIRegistryCredentialExpiringSoon).toMatch(/^The credential runner alert-r1 uses for 127\.0\.0\.1:\d+ \(alert-live-[0-9a-f]{6}\) expires in (9|10)d /);
+    expect(summaries.CIRunnerUsesPersonalCredential).toBe(`Runner ${runner} logs in to ${registry} with ${user}'s personal account`);
+  }, 90_000);
+
+  test("a runner that holds no credential for its registry still pages CIRegistryLoginFailing, and the page says so", async () => {
+    const host = services.htpasswd.host;
+    const delivery = await waitFor("CIRegistryLoginFailing of the runner without a credential", 60_000, () => findAlert("firing", "CIRegistryLoginFailing", { runner: noCredentialRunner }));
+    const alert = delivery.payload.alerts.find((a) => a.labels.runner === noCredentialRunner && a.labels.alertname === "CIRegistryLoginFailing");
+    expect(alert?.labels).toEqual({ alertname: "CIRegistryLoginFailing", severity: "page", job: "ci-prober", instance: daemonAddress, runner: noCredentialRunner, registry: host });
+    expect(alert?.annotations.summary).toBe(`Runner ${noCredentialRunner} cannot log in to ${host} (reason: credential_missing)`);
+    expect(alert?.annotations.description).toContain(`The runner holds no credential for ${host}.`);
+  }, 90_000);
+
   test("alertmanager inhibits a runner's pull alerts for the failing registry and its canary alerts while its login alert fires", async () => {
     const instance = "inhibition-test:9839";
     const alert = (labels: Record<string, string>) => ({ labels: { severity: "page", instance, job: "ci-prober", ...labels }, startsAt: new Date().toISOString() });
@@ -201,7 +239,7 @@ describe("alerts against live prometheus and alertmanager", () => {
     // Alertmanager marks the other two as suppressed by the login alert; ask it rather than wait for silence.
     const suppressed = await waitFor("two suppressed alerts", 10_000, async () => {
       const r = await fetch(`${stack?.alertmanagerUrl}/api/v2/alerts?filter=${encodeURIComponent(`instance="${instance}"`)}`, { signal: signal() });
-      const list = (await r.json()) as { labels: Record<string, string>; status: { state: string; inhibitedBy: string[] } }[];
+      const list = alertmanagerAlertsSchema.parse(await r.json());
       const muted = list.filter((a) => a.status.state === "suppressed" && a.status.inhibitedBy.length > 0).map((a) => `${a.labels.alertname} ${a.labels.runner} ${a.labels.registry ?? a.labels.canary}`);
       return muted.length === 2 ? muted.sort() : undefined;
     });
@@ -211,6 +249,8 @@ describe("alerts against live prometheus and alertmanager", () => {
 
   test("promtool check metrics finds nothing to complain about in the daemon's /metrics", async () => {
     const text = await (await fetch(`http://${daemonAddress}/metrics`, { signal: signal() })).text();
+    expect(text).not.toContain(password);
+    expect(text).not.toContain(auth);
     const r = await execTool("promtool", ["check", "metrics"], signal(), text);
     expect(`${r.stdout}${r.stderr}`).toBe("");
     expect(r.code).toBe(0);
@@ -222,7 +262,7 @@ describe("alerts against live prometheus and alertmanager", () => {
       await waitFor(`series of ${needed}`, 30_000, async () => ((await query(prometheus(), needed, signal())).length > 0 ? true : undefined));
     }
     const metricsText = await (await fetch(`http://${daemonAddress}/metrics`, { signal: signal() })).text();
-    const labelNames = new Set(((await (await fetch(`${prometheus()}/api/v1/labels`, { signal: signal() })).json()) as { data: string[] }).data);
+    const labelNames = new Set(labelsResponseSchema.parse(await (await fetch(`${prometheus()}/api/v1/labels`, { signal: signal() })).json()).data);
     const exprs: (NamedExpr & { needsData: boolean })[] = [
       ...ruleExpressions(loadRules()).map((e) => ({ ...e, needsData: e.where.startsWith("record") })),
       ...dashboardExpressions(loadDashboard()).map((e) => ({ where: e.where, expr: substituteGrafanaVariables(e.expr, SCRAPE_INTERVAL), needsData: true })),
@@ -256,4 +296,14 @@ describe("alerts against live prometheus and alertmanager", () => {
     expect(problems).toEqual([]);
     expect(exprs.length).toBeGreaterThan(25);
   }, 120_000);
+
+  // Last: it stops the daemon the tests above scrape.
+  test("stopping the daemon pages CIProberDown for its instance", async () => {
+    await daemon?.stop();
+    const delivery = await waitFor("CIProberDown to be delivered", 60_000, () => findAlert("firing", "CIProberDown", { instance: daemonAddress }));
+    expect(delivery.payload.receiver).toBe("pager");
+    const alert = delivery.payload.alerts.find((a) => a.labels.alertname === "CIProberDown");
+    expect(alert?.labels).toEqual({ alertname: "CIProberDown", severity: "page", job: "ci-prober", instance: daemonAddress });
+    expect(alert?.annotations.summary).toBe(`ci-prober on ${daemonAddress} is down`);
+  }, 90_000);
 });

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { freePort, sleep, startProc, waitForListen, type Proc } from "../services/procs.js";
 import { ALERTMANAGER_CONFIG, loadRules, ROOT } from "./files.js";
-import { queryResponseSchema, targetsResponseSchema, webhookPayloadSchema, type WebhookPayload } from "./schema.js";
+import { alertmanagerConfigSchema, queryResponseSchema, targetsResponseSchema, webhookPayloadSchema, type WebhookPayload } from "./schema.js";
 
 // The live alerting stack of test/alerts/live.test.ts: a ci-prober daemon,
 // Debian's prometheus scraping it with the project's rules, and
@@ -93,10 +93,7 @@ export function writeTestRules(dir: string): string {
 
 /** The example Alertmanager config with its receivers pointed at the webhook and its waits shortened. */
 export function writeTestAlertmanagerConfig(dir: string, webhookUrl: string): string {
-  const config = parseYaml(readFileSync(ALERTMANAGER_CONFIG, "utf8")) as {
-    route: Record<string, unknown>;
-    receivers: { name: string; webhook_configs: { url: string }[] }[];
-  };
+  const config = alertmanagerConfigSchema.parse(parseYaml(readFileSync(ALERTMANAGER_CONFIG, "utf8")));
   Object.assign(config.route, { group_wait: "1s", group_interval: "1s", repeat_interval: "1h" });
   for (const r of config.receivers) r.webhook_configs = [{ ...r.webhook_configs[0], url: `${webhookUrl}/${r.name}` }];
   const file = join(dir, "alertmanager.yml");

@@ -108,3 +108,20 @@ export const webhookPayloadSchema = z.object({
   ),
 });
 export type WebhookPayload = z.output<typeof webhookPayloadSchema>;
+
+/** Alertmanager /api/v2/alerts, the part the inhibition test reads. */
+export const alertmanagerAlertsSchema = z.array(
+  z.object({ labels: stringMap, status: z.object({ state: z.string(), inhibitedBy: z.array(z.string()) }) }),
+);
+
+/** Prometheus /api/v1/labels. */
+export const labelsResponseSchema = z.object({ status: z.literal("success"), data: z.array(z.string()) });
+
+/** The fake GitLab's POST /-/test/tokens. */
+export const testTokenSchema = z.object({ token: z.string().min(1) });
+
+/** prometheus/alertmanager.yml, the parts the live test rewrites (everything else passes through). */
+export const alertmanagerConfigSchema = z.looseObject({
+  route: z.looseObject({}),
+  receivers: z.array(z.looseObject({ name: z.string(), webhook_configs: z.array(z.looseObject({ url: z.string() })) })),
+});

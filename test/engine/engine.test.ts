@@ -1,4 +1,6 @@
 import { mkdtempSync } from "node:fs";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, inject, test } from "vitest";
 import type { Config } from "../../src/config/load.js";
@@ -186,6 +188,17 @@ describe("engine login and pull", () => {
     expect([helper.reason, helper.error]).toEqual(["helper_failed", "docker-credential-pass get: exited 1"]);
   });
 
+  test("a pull without a credential for the registry goes anonymously, as a job's would, and meets the registry's refusal", async () => {
+    const pull = await probe("pull", probeContext({ target: services.htpasswd.image }));
+    const host = services.htpasswd.host;
+    expect([pull.reason, pull.error, pull.credential]).toEqual([
+      "unauthorized",
+      `pull ${services.htpasswd.image}: Head "http://${host}/v2/ci/canary/manifests/latest": no basic auth credentials`,
+      undefined,
+    ]);
+    expect(pull.log.some((line) => line.endsWith(`no credential for ${host}: pulling anonymously`))).toBe(true);
+  });
+
   test("a tag the registry does not have fails the pull with not_found", async () => {
     const cred = credential(services.htpasswd.host, "alice", services.htpasswd.users.alice ?? "");
     const image = `${services.htpasswd.host}/ci/canary:no-such-tag`;
@@ -217,6 +230,37 @@ describe("engine login and pull", () => {
     const pull = await probe("pull", probeContext({ target: image, credentials: [cred] }));
     expect([pull.success, pull.reason, pull.error]).toEqual([false, "not_found", `pull ${image}: unknown blob`]);
     expect(pull.log.some((line) => line.includes("POST /images/create") && line.endsWith("-> 200, reading progress"))).toBe(true);
+  });
+
+  // dockerd 20.10 keeps downloading after its client leaves (it does the same when `docker pull` is
+  // interrupted), so what is asserted is the probe's side: it returns at its deadline.
+  test("a pull whose layer download hangs inside the HTTP 200 stream returns timeout at the deadline", async () => {
+    const { image, layerDigest } = await pushUniqueImage("hang-blob");
+    // A pass-through to the real registry that never answers the layer blob.
+    const proxy = createServer((req, res) => {
+      if (req.url?.endsWith(`/blobs/${layerDigest}`)) return;
+      const upstream = request({ host: "127.0.0.1", port: Number(services.htpasswd.host.split(":")[1]), path: req.url, method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    try {
+      const host = `127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const proxied = image.replace(services.htpasswd.host, host);
+      const cred = credential(host, "alice", services.htpasswd.users.alice ?? "");
+      const t0 = performance.now();
+      const pull = await probe("pull", probeContext({ target: proxied, credentials: [cred], timeoutMs: 2_000 }));
+      expect(performance.now() - t0).toBeLessThan(4_000);
+      expect(pull.reason).toBe("timeout");
+      expect(pull.error).toMatch(/^timed out after \d+ms \(The operation was aborted\)$/);
+      // The stream had started: the daemon answered 200 before the layer hung.
+      expect(pull.log.some((line) => line.endsWith("-> 200, reading progress"))).toBe(true);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   test("a missing engine socket gives engine_unavailable for login, pull and canary", async () => {
@@ -260,7 +304,8 @@ describe("local canary", () => {
   test("a canary command exiting 3 fails with container_failed and its last output line", async () => {
     const user = await gitlabUser();
     const creds = [credential(services.token.host, user.username, user.password)];
-    const command = ["sh", "-c", "echo first line; echo 'cannot reach cache' >&2; exit 3"];
+    // The daemon copies stdout and stderr concurrently: lines written at the same instant may swap, so a pause orders them.
+    const command = ["sh", "-c", "echo first line; sleep 0.3; echo 'cannot reach cache' >&2; exit 3"];
     const result = await probe("canary", probeContext({ target: "local", credentials: creds, local: { command } }));
     expect([result.reason, result.error]).toEqual(["container_failed", "canary container exited 3: cannot reach cache"]);
   });

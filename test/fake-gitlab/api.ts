@@ -74,9 +74,12 @@ function projectRoute(ci: CiState, c: RouteContext): boolean {
       withPipeline(ci, c, b, (p) => json(c.res, 200, pipelineEntity(ci, p, baseUrl)));
       return true;
     case "GET pipelines/:id/variables":
-      // Pipeline variables may hold secrets; GitLab shows them to Developers and up.
-      if (!atLeast(c.role, "developer")) return forbidden(c.res);
-      withPipeline(ci, c, b, (p) => json(c.res, 200, p.variables));
+      withPipeline(ci, c, b, (p) => {
+        // Ci::PipelinePolicy read_pipeline_variable: Maintainers, and a Developer for the pipelines they created.
+        const owner = p.user?.username === c.user.username;
+        if (atLeast(c.role, "maintainer") || (atLeast(c.role, "developer") && owner)) json(c.res, 200, p.variables);
+        else forbidden(c.res);
+      });
       return true;
     case "GET pipelines/:id/jobs":
       withPipeline(ci, c, b, (p) => listJobs(ci, c, p));
@@ -216,6 +219,7 @@ function pipelineBasic(ci: CiState, p: FakePipeline, origin: string) {
     ref: p.ref,
     status: p.status,
     source: p.source,
+    name: null,
     created_at: iso(p.createdAt),
     updated_at: iso(p.updatedAt),
     web_url: `${origin}/${projectOf(ci, p).path}/-/pipelines/${p.id}`,
@@ -226,7 +230,6 @@ function pipelineBasic(ci: CiState, p: FakePipeline, origin: string) {
 function pipelineEntity(ci: CiState, p: FakePipeline, origin: string) {
   return {
     ...pipelineBasic(ci, p, origin),
-    name: null,
     before_sha: "0000000000000000000000000000000000000000",
     tag: false,
     yaml_errors: null,
@@ -237,11 +240,11 @@ function pipelineEntity(ci: CiState, p: FakePipeline, origin: string) {
     duration: p.startedAt !== null && p.finishedAt !== null ? Math.round((p.finishedAt - p.startedAt) / 1000) : null,
     queued_duration: seconds(p.createdAt, p.startedAt),
     coverage: null,
-    detailed_status: detailedStatus(ci, p, origin),
+    detailed_status: detailedStatus(ci, p),
   };
 }
 
-function detailedStatus(ci: CiState, p: FakePipeline, _origin: string) {
+function detailedStatus(ci: CiState, p: FakePipeline) {
   const text = p.status === "success" ? "passed" : p.status;
   return {
     icon: `status_${p.status}`,

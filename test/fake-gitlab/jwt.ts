@@ -100,9 +100,10 @@ export function handleJwtAuth(state: GitlabState, key: SigningKey, req: Incoming
     deny();
     return;
   }
-  const service = url.searchParams.get("service") ?? SERVICE;
-  const access = url.searchParams
-    .getAll("scope")
+  // Docker sends service and scope in the query of a GET, and in the form body of a refresh-token POST.
+  const params = req.method === "POST" ? new URLSearchParams(body) : url.searchParams;
+  const service = params.get("service") ?? url.searchParams.get("service") ?? SERVICE;
+  const access = [...params.getAll("scope"), ...(req.method === "POST" ? url.searchParams.getAll("scope") : [])]
     .map(parseScope)
     .filter((s): s is Scope => s !== undefined && s.type === "repository")
     .map((s) => ({ type: s.type, name: s.name, actions: s.actions.filter((a) => user.actions.includes(a)) }))

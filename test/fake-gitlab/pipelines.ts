@@ -85,6 +85,8 @@ export interface FakePipeline {
   user: FakeUser | null;
   variables: { key: string; value: string; variable_type: string }[];
   jobs: FakeJob[];
+  /** Every status the pipeline went through, in order. */
+  history: JobStatus[];
 }
 
 export interface ApiRequestRecord {
@@ -186,6 +188,7 @@ export class CiState {
       user,
       variables,
       jobs: [],
+      history: ["created"],
     };
     pipeline.jobs = project.jobs.map((spec) => this.#newJob(spec, pipeline.id, now));
     this.pipelines.set(id, pipeline);
@@ -316,6 +319,7 @@ export class CiState {
     }
     if (status === "running" && pipeline.startedAt === null) pipeline.startedAt = now;
     if (done(status) && pipeline.finishedAt === null) pipeline.finishedAt = now;
+    if (status !== pipeline.status) pipeline.history.push(status);
     pipeline.status = status;
     pipeline.updatedAt = now;
   }

@@ -126,6 +126,22 @@ describe("gitlab canary", () => {
     expectNoSecret(result, logLines, token);
   });
 
+  test("a timed-out pipeline the token may not cancel (403) is still reported as pipeline_timeout, saying the cancel failed", async () => {
+    fake.state.addUser({ username: "reporter-stuck" });
+    const reporterToken = fake.state.issueApiToken("reporter-stuck");
+    const project = ci.addProject({ path: "ci/canary-stuck-403", jobs: [{ name: "canary-nobody", tags: ["no-runner-has-this-tag"] }], members: { "reporter-stuck": "reporter" } });
+    const triggerToken = ci.addTriggerToken(project);
+    const { ctx } = canaryContext(fake.url, "ci/canary-stuck-403", { token: new Secret(reporterToken), triggerToken: new Secret(triggerToken), timeoutMs: 500 });
+
+    const result = await gitlabCanary(ctx);
+
+    const [pipeline] = pipelinesOf("ci/canary-stuck-403");
+    expect(result.reason).toBe("pipeline_timeout");
+    expect(result.error).toBe(`pipeline ${pipeline?.id} did not finish within 500ms; no runner picked up canary-nobody; cancel failed`);
+    expect(result.log.some((l) => l.endsWith(`pipeline ${pipeline?.id}: cancel failed: POST /api/v4/projects/ci%2Fcanary-stuck-403/pipelines/${pipeline?.id}/cancel: HTTP 403: 403 Forbidden`))).toBe(true);
+    expect(pipeline?.status).toBe("pending");
+  });
+
   test("a token GitLab does not accept is reported as unauthorized, and no pipeline is created", async () => {
     ci.addProject({ path: "ci/canary-401", jobs: [{ name: "canary", tags: ["ok-a"] }] });
     const bogus = "glpat-0000000000000000deadbeef";

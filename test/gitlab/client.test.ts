@@ -1,3 +1,5 @@
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { z } from "zod";
 import { oneLine } from "../../src/errors.js";
@@ -152,6 +154,36 @@ describe("GitlabClient", () => {
     const err = await failure(client().request("GET", PATH, { signal: AbortSignal.timeout(5000), schema: z.object({ id: z.number() }) }));
     expect(classify(err)).toBe("bad_response");
     expect(oneLine(err)).toBe("GET /api/v4/projects/ci%2Fclient/pipelines: unexpected response at (top level): Invalid input: expected object, received array");
+  });
+
+  test("a redirected GET (a trace in object storage) is followed once, without the token on another origin", async () => {
+    const seen: IncomingHttpHeaders[] = [];
+    const listen = async (handler: Parameters<typeof createServer>[1]) => {
+      const server = createServer(handler);
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    };
+    const storage = await listen((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ERROR: Job failed: exit code 1\n");
+    });
+    const gitlab = await listen((_req, res) => {
+      res.writeHead(302, { location: `${storage.url}/trace/7?sig=abc` });
+      res.end();
+    });
+    const close = (s: Server) => new Promise<void>((resolve) => s.close(() => resolve()));
+    try {
+      const secret = "glpat-redirect-0a1b2c3d4e5f";
+      const c = new GitlabClient({ url: gitlab.url, token: new Secret(secret) });
+      const text = await c.request("GET", "/projects/1/jobs/7/trace", { signal: AbortSignal.timeout(5000), expect: "text" });
+      expect(text).toBe("ERROR: Job failed: exit code 1\n");
+      expect(seen).toHaveLength(1);
+      expect(seen[0]?.["private-token"]).toBeUndefined();
+    } finally {
+      await close(storage.server);
+      await close(gitlab.server);
+    }
   });
 
   test("rateLimitWaitMs reads Retry-After seconds or date, RateLimit-Reset as epoch or delta, else doubles the backoff", () => {

@@ -148,7 +148,9 @@ describe("direct pull through a fault-injecting registry", () => {
     expect(result.success).toBe(true);
     expect(proxy.requests.find((r) => LAYER_PATH().test(r.path))?.authorization).toBe(true);
     expect(proxy.storageRequests).toEqual([{ method: "GET", path: "/storage/1", authorization: false }]);
-    expect(result.log.some((l) => /-> 200 \(redirected to GET http:\/\/localhost:\d+\/storage\/1\)$/.test(l))).toBe(true);
+    const layer = manifest.layers[0]?.digest ?? "";
+    expect(result.log.some((l) => l.endsWith(`GET http://${proxy.host}/v2/ci/canary/blobs/${layer} -> 307`))).toBe(true);
+    expect(result.log.some((l) => /GET http:\/\/localhost:\d+\/storage\/1 -> 200$/.test(l))).toBe(true);
   });
 
   test("resolves an OCI index to its linux/amd64 entry", async () => {

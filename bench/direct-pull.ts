@@ -1,0 +1,217 @@
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { run } from "../test/services/procs.js";
+import { startServices, type ServicesInfo } from "../test/services/index.js";
+import { type BenchReport, maxRssMb, measure, medianSeconds, type Sample } from "./lib.js";
+
+const RUNS = 5;
+const LAYER_BYTES = 256 * 1024 * 1024;
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const MAIN = join(ROOT, "dist", "src", "main.js");
+const PROCESS_TIMEOUT_MS = 120_000;
+const IMAGE_PATH = "bench/big:latest";
+
+interface Contender {
+  label: string;
+  notes: string[];
+  run(): Promise<Sample>;
+}
+
+/**
+ * Direct-mode pull of a 256 MiB single-layer image from the htpasswd registry:
+ * a whole `ci-prober once` process against `skopeo copy` to a dir: and the
+ * floor (curl of manifest and blobs piped into `openssl dgst -sha256`),
+ * alternating, RUNS runs each after one warm-up each.
+ */
+export async function benchDirectPull(): Promise<BenchReport> {
+  // withDockerd:false cannot be used yet: startServices() pushes its busybox image from the test dockerd.
+  const services = await startServices();
+  try {
+    const { info } = services;
+    const dir = join(info.tmp, "bench-direct-pull");
+    mkdirSync(dir, { recursive: true });
+    const image = `${info.htpasswd.host}/${IMAGE_PATH}`;
+    await pushBigImage(info, dir, image);
+    const password = info.htpasswd.users.alice ?? "";
+    const contenders = [await proberCommand(info, dir, image, password), skopeoCommand(dir, image), await floorCommand(info, dir, password)];
+    const samples: Sample[][] = contenders.map(() => []);
+    for (const c of contenders) await c.run();
+    for (let i = 0; i < RUNS; i++) {
+      for (const [k, c] of contenders.entries()) samples[k]?.push(await c.run());
+    }
+    const [ours = 0, skopeo = 0, floor = 0] = samples.map(medianSeconds);
+    const rows = contenders.map((c, k) => {
+      const mine = samples[k] ?? [];
+      return { tool: c.label, medianSeconds: medianSeconds(mine), ratio: ours / medianSeconds(mine), peakRssMb: maxRssMb(mine) };
+    });
+    const rss = rows[0]?.peakRssMb ?? 0;
+    return {
+      name: "direct pull, 256 MiB single layer",
+      rows,
+      notes: [
+        `${RUNS} runs each, alternating, after one warm-up each; image ${image} (htpasswd registry, loopback, plain HTTP)`,
+        "ratio = ci-prober median / that tool's median",
+        `target: at most 0.7x skopeo (${(ours / skopeo).toFixed(2)}x: ${ours / skopeo <= 0.7 ? "met" : "NOT met"}), ` +
+          `at most 1.5x the floor (${(ours / floor).toFixed(2)}x: ${ours / floor <= 1.5 ? "met" : "NOT met"}), ` +
+          `peak RSS at most 100 MB (${rss} MB: ${rss <= 100 ? "met" : "NOT met"})`,
+        ...contenders.flatMap((c) => c.notes),
+      ],
+    };
+  } finally {
+    await services.stop();
+  }
+}
+
+/** A single-layer OCI image of random data, laid out by hand and pushed with skopeo (no dockerd involved). */
+async function pushBigImage(info: ServicesInfo, dir: string, image: string): Promise<void> {
+  const rootfs = join(dir, "rootfs");
+  const layout = join(dir, "layout");
+  const blobs = join(layout, "blobs", "sha256");
+  mkdirSync(rootfs, { recursive: true });
+  mkdirSync(blobs, { recursive: true });
+  await run("sh", ["-c", `head -c ${LAYER_BYTES} /dev/urandom > "${join(rootfs, "data.bin")}"`]);
+  const layerTar = join(dir, "layer.tar");
+  await run("tar", ["-C", rootfs, "-cf", layerTar, "."]);
+  rmSync(rootfs, { recursive: true, force: true });
+  const layerDigest = await sha256File(layerTar);
+  const layerSize = statSync(layerTar).size;
+  renameSync(layerTar, join(blobs, layerDigest));
+  const config = JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [`sha256:${layerDigest}`] }, config: {} });
+  const configDigest = writeBlob(blobs, config);
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${configDigest}`, size: Buffer.byteLength(config) },
+    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: `sha256:${layerDigest}`, size: layerSize }],
+  });
+  const manifestDigest = writeBlob(blobs, manifest);
+  writeFileSync(
+    join(layout, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${manifestDigest}`, size: Buffer.byteLength(manifest), annotations: { "org.opencontainers.image.ref.name": "big" } }],
+    }),
+  );
+  writeFileSync(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  const creds = `admin:${info.htpasswd.users.admin ?? ""}`;
+  await run("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", creds, `oci:${layout}:big`, `docker://${image}`], { timeoutMs: PROCESS_TIMEOUT_MS });
+  rmSync(layout, { recursive: true, force: true });
+}
+
+function writeBlob(blobs: string, text: string): string {
+  const digest = createHash("sha256").update(text).digest("hex");
+  writeFileSync(join(blobs, digest), text);
+  return digest;
+}
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+function dockerConfig(dir: string, registry: string, password: string): string {
+  const file = join(dir, "docker-config", "config.json");
+  mkdirSync(join(dir, "docker-config"), { recursive: true });
+  writeFileSync(file, JSON.stringify({ auths: { [registry]: { auth: Buffer.from(`alice:${password}`).toString("base64") } } }), { mode: 0o600 });
+  return file;
+}
+
+async function proberCommand(info: ServicesInfo, dir: string, image: string, password: string): Promise<Contender> {
+  const config = join(dir, "ci-prober.yml");
+  writeFileSync(
+    config,
+    ["timeout: 120s", "runners:", "  - name: bench", `    docker_config: ${dockerConfig(dir, info.htpasswd.host, password)}`, "    mode: direct", `    images: [${image}]`, ""].join("\n"),
+  );
+  if (await onceWorks(config)) {
+    return {
+      label: "ci-prober once (direct mode)",
+      notes: [`ci-prober: node ${MAIN} once --config ${config} --json (login + pull probes of one direct-mode runner)`],
+      run: () => measure(process.execPath, [MAIN, "once", "--config", config, "--json"], { timeoutMs: PROCESS_TIMEOUT_MS }),
+    };
+  }
+  // Until `once` runs end to end, the same pull through the registry client in a whole node process.
+  return {
+    label: "node + ci-prober RegistryClient (pull)",
+    notes: ["`ci-prober once` did not run end to end here, so the ci-prober side is a node process calling src/registry's RegistryClient.pull directly"],
+    run: () =>
+      measure(process.execPath, ["--input-type=module", "-e", clientScript()], {
+        env: { BENCH_REGISTRY: info.htpasswd.host, BENCH_IMAGE: image, BENCH_PASSWORD: password },
+        timeoutMs: PROCESS_TIMEOUT_MS,
+      }),
+  };
+}
+
+function skopeoCommand(dir: string, image: string): Contender {
+  const authfile = join(dir, "docker-config", "config.json");
+  const out = join(dir, "skopeo-out");
+  return {
+    label: "skopeo copy docker:// dir:",
+    notes: [`skopeo: skopeo copy --src-tls-verify=false --src-authfile <alice> docker://${image} dir:<tmp> (the dir is removed after each run)`],
+    async run() {
+      rmSync(out, { recursive: true, force: true });
+      const sample = await measure("skopeo", ["copy", "--quiet", "--src-tls-verify=false", "--src-authfile", authfile, `docker://${image}`, `dir:${out}`], {
+        timeoutMs: PROCESS_TIMEOUT_MS,
+      });
+      rmSync(out, { recursive: true, force: true });
+      return sample;
+    },
+  };
+}
+
+/** curl the manifest, then each blob piped into openssl dgst: the least any client can do. */
+async function floorCommand(info: ServicesInfo, dir: string, password: string): Promise<Contender> {
+  const base = `http://${info.htpasswd.host}/v2/bench/big`;
+  const curlrc = join(dir, "curlrc");
+  // The credential goes in a curl config file, not on a command line other processes can read.
+  writeFileSync(curlrc, `user = "alice:${password}"\nsilent\nfail\n`, { mode: 0o600 });
+  const accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+  const manifest = JSON.parse(await run("curl", ["-K", curlrc, "-H", `Accept: ${accept}`, `${base}/manifests/latest`])) as {
+    config: { digest: string };
+    layers: { digest: string }[];
+  };
+  const blobs = [manifest.config.digest, ...manifest.layers.map((l) => l.digest)];
+  const script = [
+    `curl -K ${curlrc} -H 'Accept: ${accept}' ${base}/manifests/latest > /dev/null`,
+    ...blobs.map((d) => `curl -K ${curlrc} ${base}/blobs/${d} | openssl dgst -sha256 > /dev/null`),
+  ].join(" && ");
+  return {
+    label: "floor: curl | openssl dgst -sha256",
+    notes: [`floor: bash -c "${script.replaceAll(curlrc, "<curlrc>")}"`],
+    run: () => measure("bash", ["-c", `set -o pipefail; ${script}`], { timeoutMs: PROCESS_TIMEOUT_MS }),
+  };
+}
+
+/** Whether `ci-prober once` runs its probes to success here (spawned asynchronously: the fake GitLab lives in this process). */
+async function onceWorks(config: string): Promise<boolean> {
+  if (!existsSync(MAIN)) return false;
+  const out = await new Promise<string>((resolve) => {
+    const child = spawn(process.execPath, [MAIN, "once", "--config", config, "--json"], { stdio: ["ignore", "pipe", "ignore"], signal: AbortSignal.timeout(PROCESS_TIMEOUT_MS) });
+    let text = "";
+    child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+    child.on("error", () => resolve(""));
+    child.on("close", () => resolve(text));
+  });
+  try {
+    const rows = JSON.parse(out) as { probe: string; success: boolean }[];
+    return rows.some((r) => r.probe === "pull") && rows.every((r) => r.success);
+  } catch {
+    return false;
+  }
+}
+
+function clientScript(): string {
+  const url = (file: string) => JSON.stringify(new URL(`../src/${file}`, import.meta.url).href);
+  return [
+    `import { RegistryClient } from ${url("registry/client.js")};`,
+    `import { parseImageRef } from ${url("image.js")};`,
+    `import { Secret } from ${url("secret.js")};`,
+    "const e = process.env; const signal = AbortSignal.timeout(120000);",
+    "const credential = { runner: 'bench', registry: e.BENCH_REGISTRY, username: 'alice', secretType: 'password', kind: 'unknown', source: 'bench', secret: new Secret(e.BENCH_PASSWORD) };",
+    "const client = new RegistryClient({ registry: e.BENCH_REGISTRY, credential, transport: undefined, signal, log: () => {} });",
+    "try { await client.pull(parseImageRef(e.BENCH_IMAGE), { os: 'linux', architecture: 'amd64' }); } finally { client.close(); }",
+  ].join("\n");
+}
