@@ -6,24 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-for pair in dockerd:docker.io docker-registry:docker-registry prometheus:prometheus promtool:prometheus \
-  prometheus-alertmanager:prometheus-alertmanager skopeo:skopeo htpasswd:apache2-utils openssl:openssl curl:curl; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
-done
-[ -x /bin/busybox ] || need+=(busybox-static)
-if ((${#need[@]})); then
-  if [ "$(id -u)" != 0 ]; then
-    echo "missing packages: ${need[*]} (run as root, or: sudo apt-get install -y ${need[*]})" >&2
-    exit 2
-  fi
-  echo "installing: ${need[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
-
-[ -d node_modules ] && [ node_modules -nt package-lock.json ] || npm ci --no-audit --no-fund
+source scripts/deps.sh
 npm run -s build
 npx tsc -p tsconfig.test.json
 

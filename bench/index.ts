@@ -1,0 +1,42 @@
+import type { BenchReport } from "./lib.js";
+
+/**
+ * npm run bench: every benchmark, each measuring ci-prober against a peer in
+ * the same run (alternating runs, medians), printed as ratios.
+ *   direct: a 256 MiB single-layer pull vs skopeo copy and curl | openssl dgst
+ *   engine: engine-mode login + pull vs docker login + docker pull on the same daemon
+ * `npm run bench -- direct` runs one of them.
+ */
+const BENCHES: Record<string, () => Promise<BenchReport>> = {
+  direct: async () => (await import("./direct-pull.js")).benchDirectPull(),
+  engine: async () => (await import("./engine.js")).benchEngine(),
+};
+
+function print(report: BenchReport): void {
+  process.stdout.write(`\n## ${report.name}\n`);
+  const header = ["tool", "median", "ci-prober / tool", "peak RSS"];
+  const rows = report.rows.map((r) => [
+    r.tool,
+    `${r.medianSeconds.toFixed(3)} s`,
+    r.ratio !== undefined ? `${r.ratio.toFixed(2)}x` : "-",
+    r.peakRssMb !== undefined ? `${r.peakRssMb.toFixed(0)} MB` : "-",
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ")}\n`);
+  for (const note of report.notes) process.stdout.write(`- ${note}\n`);
+}
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const names = wanted.length > 0 ? wanted : Object.keys(BENCHES);
+  for (const name of names) {
+    const bench = BENCHES[name];
+    if (!bench) throw new Error(`unknown benchmark ${name}; have ${Object.keys(BENCHES).join(", ")}`);
+    print(await bench());
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
