@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { embeddedDefault, loadConfigFile, resolveConfigPath, type Config } from "./config/load.js";
+import type { Config } from "./config/load.js";
 import { InputError, oneLine } from "./errors.js";
 import { VERSION } from "./version.js";
 
@@ -67,7 +67,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 2;
   }
   try {
-    const config = loadConfig(values.config, env);
+    const config = await loadConfig(values.config, env);
     switch (command) {
       case "run":
         return await (await import("./commands/run.js")).runCommand(config);
@@ -87,7 +87,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
 }
 
-function loadConfig(flag: string | undefined, env: NodeJS.ProcessEnv): Config {
+// Loaded on demand: zod and yaml cost ~0.1 s at start, which --help and --version need not pay.
+async function loadConfig(flag: string | undefined, env: NodeJS.ProcessEnv): Promise<Config> {
+  const { embeddedDefault, loadConfigFile, resolveConfigPath } = await import("./config/load.js");
   const file = resolveConfigPath({ ...(flag !== undefined ? { flag } : {}), env });
   return file === undefined ? embeddedDefault(env) : loadConfigFile(file, env);
 }

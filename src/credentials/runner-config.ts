@@ -117,10 +117,12 @@ async function fromHand(spec: RunnerSpec, config: Config, signal: AbortSignal): 
   return { runners: [runner], errors };
 }
 
-function schedule(spec: RunnerSpec): Pick<Runner, "intervalMs" | "timeoutMs"> {
+/** Per-runner settings of ci-prober.yml that ride along on every runner of an entry. */
+function schedule(spec: RunnerSpec): Pick<Runner, "intervalMs" | "timeoutMs" | "fresh"> {
   return {
     ...(spec.intervalMs !== undefined ? { intervalMs: spec.intervalMs } : {}),
     ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
+    ...(spec.fresh ? { fresh: true } : {}),
   };
 }
 
