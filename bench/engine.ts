@@ -6,27 +6,13 @@ import { checkLogin } from "../src/engine/auth.js";
 import { engineFor } from "../src/engine/client.js";
 import { pullImage } from "../src/engine/pull.js";
 import { dockerCli, startServices, type ServicesInfo } from "../test/services/index.js";
-
-/**
- * The shape of bench/lib.ts's BenchReport. bench/lib.ts did not exist when
- * this was written; this local copy has the same shape and can be replaced
- * by an import once it does.
- */
-export interface BenchReport {
-  name: string;
-  rows: { tool: string; medianSeconds: number; ratio?: number; peakRssMb?: number }[];
-  notes: string[];
-}
+import { maxRssMb, measure, median, type BenchReport, type Sample } from "./lib.js";
 
 const RUNS = 7;
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const MAIN = join(ROOT, "dist", "src", "main.js");
 const PROCESS_TIMEOUT_MS = 60_000;
 
-interface Sample {
-  seconds: number;
-  peakRssKb: number;
-}
 
 /**
  * Engine-mode login + pull of the same image: a whole `ci-prober once`
@@ -126,7 +112,7 @@ async function proberCommand(info: ServicesInfo, user: { username: string; passw
     return {
       label: "ci-prober once (engine mode)",
       notes: [`ci-prober: node ${MAIN} once --config ${config} --json (login + pull probes of one engine-mode runner)`],
-      run: () => measure(process.execPath, [MAIN, "once", "--config", config, "--json"], {}),
+      run: () => measure(process.execPath, [MAIN, "once", "--config", config, "--json"], { timeoutMs: PROCESS_TIMEOUT_MS }),
     };
   }
   // Until `once` runs end to end, the same work through the engine functions in a whole node process.
@@ -135,7 +121,7 @@ async function proberCommand(info: ServicesInfo, user: { username: string; passw
   return {
     label: "node + ci-prober engine functions (login + pull)",
     notes: ["`ci-prober once` did not run end to end here, so the ci-prober side is a node process calling src/engine (engineFor, checkLogin, pullImage) directly"],
-    run: () => measure(process.execPath, ["--input-type=module", "-e", script], env),
+    run: () => measure(process.execPath, ["--input-type=module", "-e", script], { env, timeoutMs: PROCESS_TIMEOUT_MS }),
   };
 }
 
@@ -147,8 +133,8 @@ function cliCommands(info: ServicesInfo, user: { username: string; password: str
     label: "docker login + docker pull",
     notes: [],
     async run() {
-      const login = await measure(docker, ["-H", info.dockerHost, "login", "-u", user.username, "--password-stdin", info.token.host], env, user.password);
-      const pull = await measure(docker, ["-H", info.dockerHost, "pull", "-q", info.token.image], env);
+      const login = await measure(docker, ["-H", info.dockerHost, "login", "-u", user.username, "--password-stdin", info.token.host], { env, input: user.password, timeoutMs: PROCESS_TIMEOUT_MS });
+      const pull = await measure(docker, ["-H", info.dockerHost, "pull", "-q", info.token.image], { env, timeoutMs: PROCESS_TIMEOUT_MS });
       return { seconds: login.seconds + pull.seconds, peakRssKb: Math.max(login.peakRssKb, pull.peakRssKb) };
     },
   };
@@ -184,37 +170,4 @@ function engineScript(): string {
     "await checkLogin(docker, e.BENCH_HOST, auth, signal);",
     "await pullImage(docker, e.BENCH_HOST, e.BENCH_IMAGE, auth, { signal });",
   ].join("\n");
-}
-
-/** Run a command to its end under /usr/bin/time for its peak RSS; rejects when it fails. */
-function measure(cmd: string, args: string[], env: Record<string, string>, input = ""): Promise<Sample> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn("/usr/bin/time", ["-f", "%M", cmd, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ["pipe", "ignore", "pipe"],
-      signal: AbortSignal.timeout(PROCESS_TIMEOUT_MS),
-    });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const seconds = (performance.now() - t0) / 1000;
-      const lines = stderr.trim().split("\n");
-      const peakRssKb = Number(lines.at(-1));
-      if (code !== 0) reject(new Error(`${cmd} ${args[0] ?? ""} exited ${code}: ${lines.slice(-3).join(" ")}`));
-      else resolve({ seconds, peakRssKb });
-    });
-    child.stdin.end(input);
-  });
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
-
-function maxRssMb(samples: Sample[]): number {
-  return Math.round(Math.max(...samples.map((s) => s.peakRssKb)) / 1024);
 }

@@ -17,3 +17,12 @@ export function oneLine(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
   return scrub(text.replace(/\s*\n\s*/g, " ").trim());
 }
+
+/** A file-system error as a short phrase: "no such file", "permission denied", … */
+export function errnoText(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "ENOENT") return "no such file";
+  if (code === "EACCES") return "permission denied";
+  if (code === "EISDIR") return "is a directory";
+  return err instanceof Error ? err.message : String(err);
+}

@@ -3,7 +3,7 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
-import { InputError } from "../errors.js";
+import { errnoText, InputError } from "../errors.js";
 import { normalizeRegistry } from "../image.js";
 import type { Mode } from "../types.js";
 import { Secret } from "../secret.js";
@@ -328,12 +328,4 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";
   return JSON.stringify(value);
-}
-
-function errnoText(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === "ENOENT") return "no such file";
-  if (code === "EACCES") return "permission denied";
-  if (code === "EISDIR") return "is a directory";
-  return err instanceof Error ? err.message : String(err);
 }

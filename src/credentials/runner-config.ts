@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parse, TomlError } from "smol-toml";
 import { formatPath, type Config, type RunnerSpec } from "../config/load.js";
-import { InputError } from "../errors.js";
+import { errnoText, InputError } from "../errors.js";
 import type { Runner } from "../types.js";
 import { runnerConfigSchema, type RunnerConfigEntry } from "./schema.js";
 
@@ -162,12 +162,4 @@ function uniqueNames(runners: Runner[]): Runner[] {
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === "" ? undefined : value;
-}
-
-function errnoText(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === "ENOENT") return "no such file";
-  if (code === "EACCES") return "permission denied";
-  if (code === "EISDIR") return "is a directory";
-  return err instanceof Error ? err.message : String(err);
 }

@@ -170,7 +170,10 @@ describe("gitlab canary", () => {
 
   test("a prober restarted while its canary pipeline still runs adopts that pipeline instead of starting a second one", async () => {
     const project = ci.addProject({ path: "ci/canary-restart", jobs: [{ name: "canary", tags: ["restart-a"] }] });
-    ci.addRunner({ description: "runner-restart", tags: ["restart-a"], behaviour: { kind: "succeed", pickupMs: 400, runMs: 300 } });
+    ci.addRunner({ description: "runner-restart", tags: ["restart-a"], behaviour: { kind: "succeed", pickupMs: 1500, runMs: 300 } });
+    // A fresh module graph: no in-process guard remembers the earlier run. Loaded first, so the leftover is still going when the run looks.
+    vi.resetModules();
+    const fresh = await import("../../src/probes/canary-gitlab.js");
     // The earlier process created it through the API, as the canary does, and then died.
     const res = await fetch(`${fake.url}/api/v4/projects/${project.id}/pipeline`, {
       method: "POST",
@@ -181,8 +184,6 @@ describe("gitlab canary", () => {
     // A pipeline of the same ref that is not the prober's (a push) is left alone.
     const push = ci.createPipeline(project, "main", "push", [], null);
 
-    vi.resetModules();
-    const fresh = await import("../../src/probes/canary-gitlab.js");
     const { ctx, logLines } = canaryContext(fake.url, "ci/canary-restart", { token: new Secret(token) });
     const result = await fresh.gitlabCanary(ctx);
 
@@ -199,7 +200,7 @@ describe("gitlab canary", () => {
     const reporterToken = fake.state.issueApiToken("reporter-follow");
     const project = ci.addProject({ path: "ci/canary-reporter", jobs: [{ name: "canary", tags: ["reporter-a"] }], members: { "reporter-follow": "reporter" } });
     const triggerToken = ci.addTriggerToken(project);
-    ci.addRunner({ description: "runner-reporter", tags: ["reporter-a"], behaviour: { kind: "succeed", pickupMs: 300, runMs: 100 } });
+    ci.addRunner({ description: "runner-reporter", tags: ["reporter-a"], behaviour: { kind: "succeed", pickupMs: 1500, runMs: 100 } });
     const left = ci.createPipeline(project, "main", "trigger", [{ key: "CI_PROBER_CANARY", value: "1", variable_type: "env_var" }], null);
     const { ctx, logLines } = canaryContext(fake.url, "ci/canary-reporter", { token: new Secret(reporterToken), triggerToken: new Secret(triggerToken) });
 
