@@ -22,7 +22,7 @@ const MISSING_SOCKET = "unix:///nonexistent/ci-prober/docker.sock";
 
 afterEach(async () => {
   // Every canary container is removed, whatever the test's outcome.
-  expect(await docker("ps", "-a", "-q", "--filter", "label=io.ci-prober.canary")).toBe("");
+  expect(await docker("ps", "-a", "-q", "--filter", "label=io.ci-prober.canary", "--filter", "label=io.ci-prober.runner=engine-runner")).toBe("");
 });
 
 let seq = 0;

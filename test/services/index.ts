@@ -133,7 +133,8 @@ async function startRegistry(tmp: string, name: string, port: number, authYaml: 
   return proc;
 }
 
-async function startDockerd(tmp: string): Promise<{ proc: Proc; host: string }> {
+/** A dockerd of its own, for tests that must not share the daemon (its leftover sweep removes every ci-prober container). */
+export async function startDockerd(tmp: string): Promise<{ proc: Proc; host: string }> {
   const dir = join(tmp, "dockerd");
   mkdirSync(dir, { recursive: true });
   const sock = join(dir, "docker.sock");
