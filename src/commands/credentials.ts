@@ -1,14 +1,18 @@
-import type { Config } from "../config/load.js";
+import type { Config, GitlabConfig } from "../config/load.js";
 import { expandRunners, runnerCredentials } from "../credentials/index.js";
 import { credentialRow } from "../credentials/format.js";
 import type { Credential } from "../types.js";
 import { table } from "./table.js";
 
-/** Every credential each runner would use and where it is stored — never a secret. 0, or 2 on bad input. */
+/**
+ * Every credential each runner would use and where it is stored — never a
+ * secret. With `gitlab:` configured, the kind comes from the Users API
+ * (`personal` only when GitLab says a human owns it). 0, or 2 on bad input.
+ */
 export async function credentialsCommand(config: Config, json: boolean): Promise<number> {
   const { runners, errors } = await expandRunners(config);
   const messages = errors.map((e) => e.message);
-  const all: Credential[] = [];
+  let all: Credential[] = [];
   for (const runner of runners) {
     const creds = await runnerCredentials(runner, { signal: AbortSignal.timeout(config.helperTimeoutMs * 2 + 1000), helperTimeoutMs: config.helperTimeoutMs });
     for (const c of creds) {
@@ -16,6 +20,7 @@ export async function credentialsCommand(config: Config, json: boolean): Promise
       if (c.error) messages.push(c.error.message);
     }
   }
+  if (config.gitlab) all = await withOwnerKinds(config, config.gitlab, all, messages);
   if (json) {
     process.stdout.write(`${JSON.stringify(all.map(credentialRow), null, 2)}\n`);
   } else {
@@ -28,4 +33,21 @@ export async function credentialsCommand(config: Config, json: boolean): Promise
   }
   for (const m of messages) process.stderr.write(`ci-prober: ${m}\n`);
   return messages.length > 0 ? 2 : 0;
+}
+
+async function withOwnerKinds(config: Config, gitlab: GitlabConfig, creds: Credential[], messages: string[]): Promise<Credential[]> {
+  const [{ GitlabClient }, { checkCredential }] = await Promise.all([import("../gitlab/client.js"), import("../probes/credential-check.js")]);
+  const client = new GitlabClient({ url: gitlab.url, ...(gitlab.token ? { token: gitlab.token } : {}), ...(gitlab.ca !== undefined ? { ca: gitlab.ca } : {}) });
+  try {
+    return await Promise.all(
+      creds.map(async (c) => {
+        if (c.error) return c;
+        const check = await checkCredential(client, c, AbortSignal.timeout(config.timeoutMs));
+        if (check.error) messages.push(`${gitlab.url}: owner of ${c.source}: ${check.error.message}`);
+        return { ...c, kind: check.kind };
+      }),
+    );
+  } finally {
+    await client.close();
+  }
 }

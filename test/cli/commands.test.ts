@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, inject, test } from "vitest";
 import { runCli } from "../helpers/cli.js";
-import { tempDir, writeDockerConfig } from "../helpers/fixtures.js";
+import { createApiToken, createGitlabUser, tempDir, writeDockerConfig } from "../helpers/fixtures.js";
 
 const services = inject("services");
 const alice = { username: "alice", password: services.htpasswd.users.alice ?? "" };
@@ -173,5 +173,30 @@ describe("embedded default: with no config file, this host's runners are discove
       "probes: every 1m, timeout 30s, concurrency 8, listen 0.0.0.0:9839",
     ]);
     expect(c.stdout).toMatch(/base-runner +direct +unix:\/\/\/nonexistent\.sock/);
+  });
+});
+
+describe("credentials with gitlab: configured asks the Users API who owns each credential", () => {
+  test("a human's account is kind personal, a project bot is bot; a bad API token exits 2 naming GitLab", async () => {
+    const dir = tempDir("cred-owner");
+    const human = await createGitlabUser(services.gitlab.url, { username: `k.sato-${Date.now()}` });
+    const bot = await createGitlabUser(services.gitlab.url, { username: `project_${Date.now() % 100000}_bot_ci`, bot: true });
+    const docker = writeDockerConfig(join(dir, "docker"), { [services.token.host]: human, "registry.example.jp": bot });
+    const tokenFile = join(dir, "token");
+    writeFileSync(tokenFile, await createApiToken(services.gitlab.url, "root"));
+    const file = config(dir, [`gitlab: {url: "${services.gitlab.url}", token_file: ${tokenFile}}`, "runners:", `  - {name: r1, docker_config: ${docker}}`]);
+    const r = await runCli(["credentials", "--config", file, "--json"]);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    expect((JSON.parse(r.stdout) as { username: string; kind: string }[]).map((c) => [c.username, c.kind])).toEqual([
+      [human.username, "personal"],
+      [bot.username, "bot"],
+    ]);
+    for (const secret of [human.password, bot.password]) expect(r.stdout.includes(secret)).toBe(false);
+
+    writeFileSync(tokenFile, "glpat-not-a-valid-token-000");
+    const bad = await runCli(["credentials", "--config", file, "--json"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.split("\n")[0]).toBe(`ci-prober: ${services.gitlab.url}: owner of ${docker}#auths["${services.token.host}"]: GET /api/v4/users: HTTP 401: 401 Unauthorized`);
+    expect(bad.stderr.includes("glpat-not-a-valid-token-000")).toBe(false);
   });
 });
