@@ -54,6 +54,12 @@ export class Metrics {
     const { probe, runner, target } = result;
     const finished = (result.startedAt + result.durationSeconds * 1000) / 1000;
     this.#set(owner, this.lastRun, { probe, runner, target }, finished);
+    // A GitLab canary (any canary but "local") is one pipeline for many runners: its series are per job runner.
+    const pipeline = probe === "canary" && target !== "local";
+    if (pipeline) {
+      this.#recordJobs(owner, target, result);
+      return;
+    }
     if (!result.success && result.reason) {
       const labels = { probe, runner, target, reason: result.reason };
       this.failures.inc(labels);
@@ -71,17 +77,17 @@ export class Metrics {
         if (result.bytes !== undefined) this.#set(owner, this.pullBytes, { runner, image: target }, result.bytes);
         break;
       case "canary":
-        if (result.jobs) this.#recordJobs(owner, target, result);
-        else {
-          this.#set(owner, this.canarySuccess, { runner, canary: target }, ok);
-          this.#observe(owner, this.canaryDuration, { runner, canary: target }, result.durationSeconds);
-          if (result.queuedSeconds !== undefined) this.#set(owner, this.canaryQueued, { runner, canary: target }, result.queuedSeconds);
-        }
+        this.#set(owner, this.canarySuccess, { runner, canary: target }, ok);
+        this.#observe(owner, this.canaryDuration, { runner, canary: target }, result.durationSeconds);
+        if (result.queuedSeconds !== undefined) this.#set(owner, this.canaryQueued, { runner, canary: target }, result.queuedSeconds);
         break;
     }
   }
 
-  /** A GitLab canary pipeline: one series per runner that ran a job ("none" for jobs no runner picked). */
+  /**
+   * A GitLab canary pipeline: one series per runner that ran a job ("none" for
+   * jobs no runner picked, and for a pipeline that could not be created).
+   */
   #recordJobs(owner: string, canary: string, result: ProbeResult): void {
     const byRunner = new Map<string, CanaryJob[]>();
     for (const job of result.jobs ?? []) {

@@ -70,6 +70,9 @@ test("each job's runner gets its own canary series; a failing runner reads 0 wit
   expect(value(failed, "ci_prober_canary_success", { runner: "docker-ci", canary: PROJECT })).toBe(1);
   expect(value(failed, "ci_prober_probe_failures_total", { probe: "canary", runner: "base-runner", target: PROJECT, reason: "pipeline_failed" })).toBeGreaterThanOrEqual(1);
   expect(select(failed, "ci_prober_probe_failures_total", { runner: "docker-ci" })).toEqual([]);
+  // Each failure is counted once, under the runner that ran the job, not again under the pipeline.
+  expect(select(failed, "ci_prober_probe_failures_total").map((s) => s.labels.runner)).toEqual(["base-runner"]);
+  expect(value(failed, "ci_prober_probe_last_run_timestamp_seconds", { probe: "canary", runner: "gitlab", target: PROJECT })).toBeGreaterThan(Date.now() / 1000 - 30);
 
   const status = JSON.parse((await daemon.get("/status")).body) as { probes: { key: string; last: { error: string; jobs: { runner: string; errorLine?: string }[] } }[] };
   const canary = status.probes.find((p) => p.key === `canary|gitlab|${PROJECT}`)?.last;
