@@ -1,11 +1,10 @@
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { createReadStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createReadStream, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { run } from "../test/services/procs.js";
 import { startServices, type ServicesInfo } from "../test/services/index.js";
-import { type BenchReport, maxRssMb, measure, medianSeconds, type Sample } from "./lib.js";
+import { type BenchReport, maxRssMb, measure, medianSeconds, type Sample, assertOnceSucceeds } from "./lib.js";
 
 const RUNS = 5;
 const LAYER_BYTES = 256 * 1024 * 1024;
@@ -126,22 +125,11 @@ async function proberCommand(info: ServicesInfo, dir: string, image: string, pas
     config,
     ["timeout: 120s", "runners:", "  - name: bench", `    docker_config: ${dockerConfig(dir, info.htpasswd.host, password)}`, "    mode: direct", `    images: [${image}]`, ""].join("\n"),
   );
-  if (await onceWorks(config)) {
-    return {
-      label: "ci-prober once (direct mode)",
-      notes: [`ci-prober: node ${MAIN} once --config ${config} --json (login + pull probes of one direct-mode runner)`],
-      run: () => measure(process.execPath, [MAIN, "once", "--config", config, "--json"], { timeoutMs: PROCESS_TIMEOUT_MS }),
-    };
-  }
-  // Until `once` runs end to end, the same pull through the registry client in a whole node process.
+  await assertOnceSucceeds(MAIN, config, PROCESS_TIMEOUT_MS);
   return {
-    label: "node + ci-prober RegistryClient (pull)",
-    notes: ["`ci-prober once` did not run end to end here, so the ci-prober side is a node process calling src/registry's RegistryClient.pull directly"],
-    run: () =>
-      measure(process.execPath, ["--input-type=module", "-e", clientScript()], {
-        env: { BENCH_REGISTRY: info.htpasswd.host, BENCH_IMAGE: image, BENCH_PASSWORD: password },
-        timeoutMs: PROCESS_TIMEOUT_MS,
-      }),
+    label: "ci-prober once (direct mode)",
+    notes: [`ci-prober: node ${MAIN} once --config ${config} --json (login + pull probes of one direct-mode runner)`],
+    run: () => measure(process.execPath, [MAIN, "once", "--config", config, "--json"], { timeoutMs: PROCESS_TIMEOUT_MS }),
   };
 }
 
@@ -185,33 +173,4 @@ async function floorCommand(info: ServicesInfo, dir: string, password: string): 
   };
 }
 
-/** Whether `ci-prober once` runs its probes to success here (spawned asynchronously: the fake GitLab lives in this process). */
-async function onceWorks(config: string): Promise<boolean> {
-  if (!existsSync(MAIN)) return false;
-  const out = await new Promise<string>((resolve) => {
-    const child = spawn(process.execPath, [MAIN, "once", "--config", config, "--json"], { stdio: ["ignore", "pipe", "ignore"], signal: AbortSignal.timeout(PROCESS_TIMEOUT_MS) });
-    let text = "";
-    child.stdout.on("data", (d: Buffer) => (text += d.toString()));
-    child.on("error", () => resolve(""));
-    child.on("close", () => resolve(text));
-  });
-  try {
-    const rows = JSON.parse(out) as { probe: string; success: boolean }[];
-    return rows.some((r) => r.probe === "pull") && rows.every((r) => r.success);
-  } catch {
-    return false;
-  }
-}
 
-function clientScript(): string {
-  const url = (file: string) => JSON.stringify(new URL(`../src/${file}`, import.meta.url).href);
-  return [
-    `import { RegistryClient } from ${url("registry/client.js")};`,
-    `import { parseImageRef } from ${url("image.js")};`,
-    `import { Secret } from ${url("secret.js")};`,
-    "const e = process.env; const signal = AbortSignal.timeout(120000);",
-    "const credential = { runner: 'bench', registry: e.BENCH_REGISTRY, username: 'alice', secretType: 'password', kind: 'unknown', source: 'bench', secret: new Secret(e.BENCH_PASSWORD) };",
-    "const client = new RegistryClient({ registry: e.BENCH_REGISTRY, credential, transport: undefined, signal, log: () => {} });",
-    "try { await client.pull(parseImageRef(e.BENCH_IMAGE), { os: 'linux', architecture: 'amd64' }); } finally { client.close(); }",
-  ].join("\n");
-}

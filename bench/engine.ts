@@ -1,12 +1,11 @@
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { checkLogin } from "../src/engine/auth.js";
 import { engineFor } from "../src/engine/client.js";
 import { pullImage } from "../src/engine/pull.js";
 import { dockerCli, startServices, type ServicesInfo } from "../test/services/index.js";
-import { maxRssMb, measure, median, type BenchReport, type Sample } from "./lib.js";
+import { maxRssMb, measure, median, type BenchReport, type Sample, assertOnceSucceeds } from "./lib.js";
 
 const RUNS = 7;
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -108,20 +107,11 @@ async function proberCommand(info: ServicesInfo, user: { username: string; passw
       "",
     ].join("\n"),
   );
-  if (await onceWorks(config)) {
-    return {
-      label: "ci-prober once (engine mode)",
-      notes: [`ci-prober: node ${MAIN} once --config ${config} --json (login + pull probes of one engine-mode runner)`],
-      run: () => measure(process.execPath, [MAIN, "once", "--config", config, "--json"], { timeoutMs: PROCESS_TIMEOUT_MS }),
-    };
-  }
-  // Until `once` runs end to end, the same work through the engine functions in a whole node process.
-  const script = engineScript();
-  const env = { BENCH_HOST: info.dockerHost, BENCH_REGISTRY: info.token.host, BENCH_IMAGE: info.token.image, BENCH_USER: user.username, BENCH_PASSWORD: user.password };
+  await assertOnceSucceeds(MAIN, config, PROCESS_TIMEOUT_MS);
   return {
-    label: "node + ci-prober engine functions (login + pull)",
-    notes: ["`ci-prober once` did not run end to end here, so the ci-prober side is a node process calling src/engine (engineFor, checkLogin, pullImage) directly"],
-    run: () => measure(process.execPath, ["--input-type=module", "-e", script], { env, timeoutMs: PROCESS_TIMEOUT_MS }),
+    label: "ci-prober once (engine mode)",
+    notes: [`ci-prober: node ${MAIN} once --config ${config} --json (login + pull probes of one engine-mode runner)`],
+    run: () => measure(process.execPath, [MAIN, "once", "--config", config, "--json"], { timeoutMs: PROCESS_TIMEOUT_MS }),
   };
 }
 
@@ -140,34 +130,4 @@ function cliCommands(info: ServicesInfo, user: { username: string; password: str
   };
 }
 
-/** Whether `ci-prober once` runs both probes to success here (spawned asynchronously: the fake GitLab lives in this process). */
-async function onceWorks(config: string): Promise<boolean> {
-  if (!existsSync(MAIN)) return false;
-  const out = await new Promise<string>((resolve) => {
-    const child = spawn(process.execPath, [MAIN, "once", "--config", config, "--json"], { stdio: ["ignore", "pipe", "ignore"], signal: AbortSignal.timeout(PROCESS_TIMEOUT_MS) });
-    let text = "";
-    child.stdout.on("data", (d: Buffer) => (text += d.toString()));
-    child.on("error", () => resolve(""));
-    child.on("close", () => resolve(text));
-  });
-  try {
-    const rows = JSON.parse(out) as { probe: string; success: boolean }[];
-    return rows.length === 2 && rows.every((r) => r.success);
-  } catch {
-    return false;
-  }
-}
 
-function engineScript(): string {
-  const url = (file: string) => JSON.stringify(new URL(`../src/engine/${file}`, import.meta.url).href);
-  return [
-    `import { engineFor } from ${url("client.js")};`,
-    `import { checkLogin } from ${url("auth.js")};`,
-    `import { pullImage } from ${url("pull.js")};`,
-    "const e = process.env; const signal = AbortSignal.timeout(30000);",
-    "const auth = { username: e.BENCH_USER, password: e.BENCH_PASSWORD, serveraddress: e.BENCH_REGISTRY };",
-    "const docker = await engineFor({ dockerHost: e.BENCH_HOST }, signal);",
-    "await checkLogin(docker, e.BENCH_HOST, auth, signal);",
-    "await pullImage(docker, e.BENCH_HOST, e.BENCH_IMAGE, auth, { signal });",
-  ].join("\n");
-}

@@ -59,3 +59,24 @@ export function maxRssMb(samples: Sample[]): number {
 export function medianSeconds(samples: Sample[]): number {
   return median(samples.map((s) => s.seconds));
 }
+
+/**
+ * Run `ci-prober once --json` and insist that every probe passed, so a
+ * benchmark never times a failing run. Throws with what `once` printed.
+ */
+export async function assertOnceSucceeds(main: string, config: string, timeoutMs: number): Promise<void> {
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [main, "once", "--config", config, "--json"], { stdio: ["ignore", "pipe", "inherit"], signal: AbortSignal.timeout(timeoutMs) });
+    let text = "";
+    child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+    child.on("error", reject);
+    child.on("close", () => resolve(text));
+  });
+  let rows: { probe: string; success: boolean }[] = [];
+  try {
+    rows = JSON.parse(out) as { probe: string; success: boolean }[];
+  } catch {
+    throw new Error(`ci-prober once printed no JSON: ${out.slice(0, 200)}`);
+  }
+  if (!rows.some((r) => r.probe === "pull") || !rows.every((r) => r.success)) throw new Error(`ci-prober once did not pass: ${out}`);
+}

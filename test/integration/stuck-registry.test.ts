@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
-import { startDaemonProc, waitFor, type DaemonProc } from "../helpers/daemon.js";
+import { startDaemonProc, type DaemonProc } from "../helpers/daemon.js";
 import { tempDir, writeDockerConfig } from "../helpers/fixtures.js";
 import { select, value } from "../helpers/metrics.js";
 import { freePort } from "../services/procs.js";
