@@ -7,7 +7,7 @@ import { errnoText, InputError } from "../errors.js";
 import { normalizeRegistry } from "../image.js";
 import type { Mode } from "../types.js";
 import { Secret } from "../secret.js";
-import { configSchema, type RawConfig } from "./schema.js";
+import { configSchema, type RawConfig, type RawRunnerEntry } from "./schema.js";
 
 export const EMBEDDED_DEFAULT = "<embedded default>";
 export const DEFAULT_LISTEN_ADDRESS = "0.0.0.0:9839";
@@ -150,112 +150,8 @@ export function discoveredRaw(env: NodeJS.ProcessEnv, home: string): RawConfig {
 }
 
 function resolveConfig(raw: RawConfig, file: string, env: NodeJS.ProcessEnv): Config {
-  const base = file === EMBEDDED_DEFAULT ? process.cwd() : dirname(file);
-  const path = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  const label = file === EMBEDDED_DEFAULT ? file : file;
-  const mustExist = (p: string, key: string) => {
-    const full = path(p);
-    if (!existsSync(full)) throw new InputError(`${label}: ${key}: file ${full} does not exist`);
-    return full;
-  };
-  const readSecretFile = (p: string, key: string) => {
-    const full = mustExist(p, key);
-    try {
-      const value = readFileSync(full, "utf8").trim();
-      if (value === "") throw new InputError(`${label}: ${key}: file ${full} is empty`);
-      return new Secret(value);
-    } catch (err) {
-      if (err instanceof InputError) throw err;
-      throw new InputError(`${label}: ${key}: cannot read ${full}: ${errnoText(err)}`);
-    }
-  };
-  const readText = (p: string, key: string) => {
-    const full = mustExist(p, key);
-    try {
-      return readFileSync(full, "utf8");
-    } catch (err) {
-      throw new InputError(`${label}: ${key}: cannot read ${full}: ${errnoText(err)}`);
-    }
-  };
-  const defaultHost = env.DOCKER_HOST && env.DOCKER_HOST !== "" ? env.DOCKER_HOST : "unix:///var/run/docker.sock";
-  const runners: RunnerSpec[] = (raw.runners ?? []).map((r, i) => {
-    const key = `runners[${i}]`;
-    const spec: RunnerSpec = {
-      source: `${label}#${key}`,
-      mode: r.mode ?? "direct",
-      fresh: r.fresh ?? false,
-      dockerHost: r.docker_host ?? defaultHost,
-    };
-    if (r.runner_config !== undefined) spec.runnerConfig = mustExist(r.runner_config, `${key}.runner_config`);
-    if (r.name !== undefined) spec.name = r.name;
-    // The runner user's config.json may legitimately be absent (no login yet); its absence is a probe result, not a config error.
-    if (r.docker_config !== undefined) spec.dockerConfig = path(r.docker_config);
-    if (r.docker_auth_config_file !== undefined) spec.dockerAuthConfigFile = mustExist(r.docker_auth_config_file, `${key}.docker_auth_config_file`);
-    if (r.tls_cert_path !== undefined) spec.tlsCertPath = mustExist(r.tls_cert_path, `${key}.tls_cert_path`);
-    if (r.images !== undefined) spec.images = r.images;
-    if (r.interval !== undefined) spec.intervalMs = r.interval;
-    if (r.timeout !== undefined) spec.timeoutMs = r.timeout;
-    return spec;
-  });
-  const names = new Map<string, number>();
-  runners.forEach((r, i) => {
-    if (r.name === undefined) return;
-    const prev = names.get(r.name);
-    if (prev !== undefined) throw new InputError(`${label}: runners[${i}].name: "${r.name}" is already used by runners[${prev}]`);
-    names.set(r.name, i);
-  });
-
-  const canary: Config["canary"] = {};
-  if (raw.canary?.local) {
-    const l = raw.canary.local;
-    canary.local = {
-      image: l.image,
-      command: l.command ?? ["sh", "-c", "echo ci-prober canary ok"],
-      network: l.network ?? "none",
-      ...(l.expect_output !== undefined ? { expectOutput: l.expect_output } : {}),
-      ...(l.interval !== undefined ? { intervalMs: l.interval } : {}),
-      ...(l.timeout !== undefined ? { timeoutMs: l.timeout } : {}),
-      ...(l.runners !== undefined ? { runners: l.runners } : {}),
-    };
-  }
-  if (raw.canary?.gitlab) {
-    const g = raw.canary.gitlab;
-    canary.gitlab = {
-      url: g.url.replace(/\/+$/, ""),
-      project: String(g.project),
-      ref: g.ref,
-      variables: g.variables ?? {},
-      intervalMs: g.interval ?? 15 * 60_000,
-      timeoutMs: g.timeout ?? 10 * 60_000,
-      ...(g.schedule !== undefined ? { schedule: g.schedule } : {}),
-      ...(g.token_file !== undefined ? { token: readSecretFile(g.token_file, "canary.gitlab.token_file") } : {}),
-      ...(g.token !== undefined ? { token: new Secret(g.token) } : {}),
-      ...(g.trigger_token_file !== undefined
-        ? { triggerToken: readSecretFile(g.trigger_token_file, "canary.gitlab.trigger_token_file") }
-        : {}),
-      ...(g.ca_file !== undefined ? { ca: readText(g.ca_file, "canary.gitlab.ca_file") } : {}),
-    };
-  }
-  let gitlab: GitlabConfig | undefined;
-  if (raw.gitlab) {
-    const g = raw.gitlab;
-    gitlab = {
-      url: g.url.replace(/\/+$/, ""),
-      intervalMs: g.interval ?? 5 * 60_000,
-      ...(g.token_file !== undefined ? { token: readSecretFile(g.token_file, "gitlab.token_file") } : {}),
-      ...(g.token !== undefined ? { token: new Secret(g.token) } : {}),
-      ...(g.ca_file !== undefined ? { ca: readText(g.ca_file, "gitlab.ca_file") } : {}),
-    };
-  }
-  const registries: Record<string, RegistryTransport> = {};
-  for (const [host, t] of Object.entries(raw.registries ?? {})) {
-    const key = `registries["${host}"]`;
-    registries[normalizeRegistry(host)] = {
-      insecure: t.insecure ?? false,
-      ...(t.ca_file !== undefined ? { caFile: path(t.ca_file), ca: readText(t.ca_file, `${key}.ca_file`) } : {}),
-      ...(t.platform !== undefined ? { platform: t.platform } : {}),
-    };
-  }
+  const files = new ConfigFiles(file);
+  const gitlab = raw.gitlab ? resolveGitlab(raw.gitlab, files) : undefined;
   return {
     file,
     intervalMs: raw.interval ?? 60_000,
@@ -267,11 +163,133 @@ function resolveConfig(raw: RawConfig, file: string, env: NodeJS.ProcessEnv): Co
     platform: raw.platform ?? "linux/amd64",
     helperTimeoutMs: raw.helper_timeout ?? 10_000,
     logLevel: raw.log_level ?? "info",
-    runners,
-    canary,
+    runners: resolveRunners(raw.runners ?? [], files, env),
+    canary: resolveCanary(raw.canary, files),
     ...(gitlab ? { gitlab } : {}),
-    registries,
+    registries: resolveRegistries(raw.registries ?? {}, files),
   };
+}
+
+/** Paths named in the config: relative to the config file, checked to exist, read with errors naming the key. */
+class ConfigFiles {
+  readonly label: string;
+  readonly #base: string;
+
+  constructor(file: string) {
+    this.label = file;
+    this.#base = file === EMBEDDED_DEFAULT ? process.cwd() : dirname(file);
+  }
+
+  path(p: string): string {
+    return isAbsolute(p) ? p : resolve(this.#base, p);
+  }
+
+  mustExist(p: string, key: string): string {
+    const full = this.path(p);
+    if (!existsSync(full)) throw new InputError(`${this.label}: ${key}: file ${full} does not exist`);
+    return full;
+  }
+
+  text(p: string, key: string): string {
+    const full = this.mustExist(p, key);
+    try {
+      return readFileSync(full, "utf8");
+    } catch (err) {
+      throw new InputError(`${this.label}: ${key}: cannot read ${full}: ${errnoText(err)}`);
+    }
+  }
+
+  secret(p: string, key: string): Secret {
+    const value = this.text(p, key).trim();
+    if (value === "") throw new InputError(`${this.label}: ${key}: file ${this.path(p)} is empty`);
+    return new Secret(value);
+  }
+}
+
+function resolveRunners(entries: RawRunnerEntry[], files: ConfigFiles, env: NodeJS.ProcessEnv): RunnerSpec[] {
+  const defaultHost = env.DOCKER_HOST && env.DOCKER_HOST !== "" ? env.DOCKER_HOST : "unix:///var/run/docker.sock";
+  const names = new Map<string, number>();
+  return entries.map((r, i) => {
+    const key = `runners[${i}]`;
+    if (r.name !== undefined) {
+      const prev = names.get(r.name);
+      if (prev !== undefined) throw new InputError(`${files.label}: ${key}.name: "${r.name}" is already used by runners[${prev}]`);
+      names.set(r.name, i);
+    }
+    return {
+      source: `${files.label}#${key}`,
+      mode: r.mode ?? "direct",
+      fresh: r.fresh ?? false,
+      dockerHost: r.docker_host ?? defaultHost,
+      ...(r.runner_config !== undefined ? { runnerConfig: files.mustExist(r.runner_config, `${key}.runner_config`) } : {}),
+      ...(r.name !== undefined ? { name: r.name } : {}),
+      // The runner user's config.json may legitimately be absent (no login yet): that is a probe result, not a config error.
+      ...(r.docker_config !== undefined ? { dockerConfig: files.path(r.docker_config) } : {}),
+      ...(r.docker_auth_config_file !== undefined
+        ? { dockerAuthConfigFile: files.mustExist(r.docker_auth_config_file, `${key}.docker_auth_config_file`) }
+        : {}),
+      ...(r.tls_cert_path !== undefined ? { tlsCertPath: files.mustExist(r.tls_cert_path, `${key}.tls_cert_path`) } : {}),
+      ...(r.images !== undefined ? { images: r.images } : {}),
+      ...(r.interval !== undefined ? { intervalMs: r.interval } : {}),
+      ...(r.timeout !== undefined ? { timeoutMs: r.timeout } : {}),
+    };
+  });
+}
+
+function resolveCanary(raw: RawConfig["canary"], files: ConfigFiles): Config["canary"] {
+  const canary: Config["canary"] = {};
+  const l = raw?.local;
+  if (l) {
+    canary.local = {
+      image: l.image,
+      command: l.command ?? ["sh", "-c", "echo ci-prober canary ok"],
+      network: l.network ?? "none",
+      ...(l.expect_output !== undefined ? { expectOutput: l.expect_output } : {}),
+      ...(l.interval !== undefined ? { intervalMs: l.interval } : {}),
+      ...(l.timeout !== undefined ? { timeoutMs: l.timeout } : {}),
+      ...(l.runners !== undefined ? { runners: l.runners } : {}),
+    };
+  }
+  const g = raw?.gitlab;
+  if (g) {
+    canary.gitlab = {
+      url: g.url.replace(/\/+$/, ""),
+      project: String(g.project),
+      ref: g.ref,
+      variables: g.variables ?? {},
+      intervalMs: g.interval ?? 15 * 60_000,
+      timeoutMs: g.timeout ?? 10 * 60_000,
+      ...(g.schedule !== undefined ? { schedule: g.schedule } : {}),
+      ...(g.token_file !== undefined ? { token: files.secret(g.token_file, "canary.gitlab.token_file") } : {}),
+      ...(g.token !== undefined ? { token: new Secret(g.token) } : {}),
+      ...(g.trigger_token_file !== undefined ? { triggerToken: files.secret(g.trigger_token_file, "canary.gitlab.trigger_token_file") } : {}),
+      ...(g.ca_file !== undefined ? { ca: files.text(g.ca_file, "canary.gitlab.ca_file") } : {}),
+    };
+  }
+  return canary;
+}
+
+function resolveGitlab(g: NonNullable<RawConfig["gitlab"]>, files: ConfigFiles): GitlabConfig {
+  return {
+    url: g.url.replace(/\/+$/, ""),
+    intervalMs: g.interval ?? 5 * 60_000,
+    ...(g.token_file !== undefined ? { token: files.secret(g.token_file, "gitlab.token_file") } : {}),
+    ...(g.token !== undefined ? { token: new Secret(g.token) } : {}),
+    ...(g.ca_file !== undefined ? { ca: files.text(g.ca_file, "gitlab.ca_file") } : {}),
+  };
+}
+
+function resolveRegistries(raw: NonNullable<RawConfig["registries"]>, files: ConfigFiles): Record<string, RegistryTransport> {
+  const registries: Record<string, RegistryTransport> = {};
+  for (const [host, t] of Object.entries(raw)) {
+    const key = `registries["${host}"]`;
+    registries[normalizeRegistry(host)] = {
+      insecure: t.insecure ?? false,
+      ...(t.ca_file !== undefined ? { caFile: files.path(t.ca_file), ca: files.text(t.ca_file, `${key}.ca_file`) } : {}),
+      ...(t.platform !== undefined ? { platform: t.platform } : {}),
+    };
+  }
+  return registries;
 }
 
 /** Expand ${VAR} in every string of the parsed YAML; an unset variable is an error naming the key. */
