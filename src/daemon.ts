@@ -2,7 +2,8 @@ import type { Config } from "./config/load.js";
 import { oneLine } from "./errors.js";
 import type { Logger } from "./log.js";
 import { Metrics } from "./metrics.js";
-import { credentialViews, daemonSink, plan } from "./prober.js";
+import type { CredentialCheck } from "./probes/credential-check.js";
+import { credentialViews, daemonSink, plan, type Plan } from "./prober.js";
 import { Scheduler } from "./scheduler.js";
 import { startServer, type HttpServer } from "./server.js";
 import { StatusStore } from "./status.js";
@@ -27,68 +28,29 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const status = new StatusStore();
   status.configFile = config.file;
   const scheduler = new Scheduler({ concurrency: config.concurrency, logger });
-  // Kinds the Users API established ("personal" only when GitLab says a human owns it) override the username's form.
-  const kinds = new Map<string, CredentialKind>();
-  const credentials = new Map<string, Credential[]>();
-  const withKinds = (creds: Credential[]) => creds.map((c) => ({ ...c, kind: kinds.get(`${c.runner}|${c.registry}|${c.username}`) ?? c.kind }));
-  const sink = daemonSink(metrics, status, logger, (check) => {
-    if (check.error || check.kind === "unknown") return;
-    kinds.set(`${check.runner}|${check.registry}|${check.username}`, check.kind);
-    const creds = credentials.get(check.runner);
-    if (creds) metrics.setCredentials(check.runner, withKinds(creds));
-  });
+  const state = new PlanState(metrics, status, scheduler, logger);
+  const sink = daemonSink(metrics, status, logger, (check) => state.learnKind(check));
   const stopping = new AbortController();
-  let firstKeys: string[] | undefined;
   let ready = false;
   const server = await startServer({ listenAddress: config.listenAddress, metrics, status, ready: () => ready });
   logger.info({ address: server.address, config: config.file }, "listening");
 
-  let knownRunners = new Set<string>();
-  let lastRunners: Runner[] = [];
-  let engineHosts: Runner[] = [];
   const replan = async () => {
     const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(Math.max(config.timeoutMs, config.helperTimeoutMs) * 2)]);
     const p = await plan({ config, logger, sink, signal, checks: true });
-    if (stopping.signal.aborted) return;
-    status.setRunners(p.runners, new Map([...p.credentials].map(([name, creds]) => [name, credentialViews(withKinds(creds))])));
-    if (p.errors.join("\n") !== status.inputErrors.join("\n")) {
-      for (const e of p.errors) logger.error({ error: e }, "bad input");
-    }
-    status.inputErrors = p.errors;
-    const names = new Set(p.runners.map((r) => r.name));
-    credentials.clear();
-    for (const [name, creds] of p.credentials) {
-      credentials.set(name, creds);
-      metrics.setCredentials(name, withKinds(creds));
-    }
-    for (const gone of knownRunners) {
-      if (names.has(gone)) continue;
-      metrics.drop(`credentials|${gone}`);
-      for (const owner of metrics.owners(`owner|${gone}|`)) metrics.drop(owner);
-      logger.info({ runner: gone }, "runner removed");
-    }
-    knownRunners = names;
-    lastRunners = p.runners;
-    const { removed, added } = scheduler.sync(p.tasks);
-    for (const key of removed) metrics.drop(key);
-    for (const [name, creds] of p.credentials) {
-      const held = new Set(creds.map((c) => `owner|${name}|${c.registry}`));
-      for (const owner of metrics.owners(`owner|${name}|`)) if (!held.has(owner)) metrics.drop(owner);
-    }
-    status.retain(new Set(p.tasks.map((t) => t.key)));
-    if (added.length > 0 || removed.length > 0) logger.info({ added: added.length, removed: removed.length, tasks: p.tasks.length }, "plan updated");
-    if (firstKeys === undefined && p.runners.length === 0) {
-      logger.warn({ config: config.file }, "no runners to probe: no gitlab-runner config.toml or Docker config.json found");
-    }
-    firstKeys ??= p.tasks.map((t) => t.key);
+    if (!stopping.signal.aborted) state.apply(p);
   };
 
-  await replan();
-  engineHosts = canaryEngines(config, lastRunners);
-  await removeLeftoverCanaries(engineHosts, logger);
+  const first = await plan({ config, logger, sink, signal: AbortSignal.timeout(Math.max(config.timeoutMs, config.helperTimeoutMs) * 2), checks: true });
+  if (first.runners.length === 0) logger.warn({ config: config.file }, "no runners to probe: no gitlab-runner config.toml or Docker config.json found");
+  // Containers a crashed prober left behind go before this one starts its own.
+  const engines = canaryEngines(config, first.runners);
+  await removeLeftoverCanaries(engines, logger);
+  state.apply(first);
+  const firstKeys = first.tasks.map((t) => t.key);
   const firstRound = new Promise<void>((resolve) => {
     const check = setInterval(() => {
-      if (stopping.signal.aborted || (firstKeys ?? []).every((k) => scheduler.runsOf(k) > 0 || !scheduler.keys().includes(k))) {
+      if (stopping.signal.aborted || firstKeys.every((k) => scheduler.runsOf(k) > 0 || !scheduler.keys().includes(k))) {
         clearInterval(check);
         ready = true;
         logger.info({}, "first round done");
@@ -109,11 +71,69 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
       stopping.abort();
       clearInterval(replanTimer);
       await scheduler.stop();
-      await removeLeftoverCanaries(engineHosts, logger);
+      await removeLeftoverCanaries(engines, logger);
       await server.close();
       logger.info({}, "stopped");
     },
   };
+}
+
+/**
+ * What the daemon keeps between plans: the runners it knows, their
+ * credentials, and the kinds the Users API established. Applying a plan
+ * updates /status and credential_info, syncs the scheduler, and drops the
+ * series of whatever vanished.
+ */
+class PlanState {
+  readonly #kinds = new Map<string, CredentialKind>();
+  #credentials = new Map<string, Credential[]>();
+  #runners = new Set<string>();
+  #errors = "";
+
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly status: StatusStore,
+    private readonly scheduler: Scheduler,
+    private readonly logger: Logger,
+  ) {}
+
+  /** "personal" only when GitLab says a human owns it: a kind from the Users API overrides the username's form. */
+  learnKind(check: CredentialCheck): void {
+    if (check.error || check.kind === "unknown") return;
+    this.#kinds.set(`${check.runner}|${check.registry}|${check.username}`, check.kind);
+    const creds = this.#credentials.get(check.runner);
+    if (creds) this.metrics.setCredentials(check.runner, this.#withKinds(creds));
+  }
+
+  apply(p: Plan): void {
+    const { metrics, status, logger } = this;
+    status.setRunners(p.runners, new Map([...p.credentials].map(([name, creds]) => [name, credentialViews(this.#withKinds(creds))])));
+    if (p.errors.join("\n") !== this.#errors) for (const e of p.errors) logger.error({ error: e }, "bad input");
+    this.#errors = p.errors.join("\n");
+    status.inputErrors = p.errors;
+    this.#credentials = p.credentials;
+    for (const [name, creds] of p.credentials) {
+      metrics.setCredentials(name, this.#withKinds(creds));
+      const held = new Set(creds.map((c) => `owner|${name}|${c.registry}`));
+      for (const owner of metrics.owners(`owner|${name}|`)) if (!held.has(owner)) metrics.drop(owner);
+    }
+    const names = new Set(p.runners.map((r) => r.name));
+    for (const gone of this.#runners) {
+      if (names.has(gone)) continue;
+      metrics.drop(`credentials|${gone}`);
+      for (const owner of metrics.owners(`owner|${gone}|`)) metrics.drop(owner);
+      logger.info({ runner: gone }, "runner removed");
+    }
+    this.#runners = names;
+    const { removed, added } = this.scheduler.sync(p.tasks);
+    for (const key of removed) metrics.drop(key);
+    status.retain(new Set(p.tasks.map((t) => t.key)));
+    if (added.length > 0 || removed.length > 0) logger.info({ added: added.length, removed: removed.length, tasks: p.tasks.length }, "plan updated");
+  }
+
+  #withKinds(creds: Credential[]): Credential[] {
+    return creds.map((c) => ({ ...c, kind: this.#kinds.get(`${c.runner}|${c.registry}|${c.username}`) ?? c.kind }));
+  }
 }
 
 /** One engine-mode runner per Docker engine that runs local canaries. */
