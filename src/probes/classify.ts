@@ -129,6 +129,8 @@ export function fromDaemonText(text: string): Reason | undefined {
   // The daemon spoke HTTPS to a registry that answered plain HTTP: a transport security mismatch fixed in
   // TLS settings (insecure-registries, or TLS on the registry), not a network outage, so `tls`.
   if (t.includes("server gave http response to https client")) return "tls";
+  // The other way round: plain HTTP to a tcp:// engine that wants TLS (a runner without tls_cert_path).
+  if (t.includes("client sent an http request to an https server")) return "tls";
   if (t.includes("cannot connect to the docker daemon") || t.includes("is the docker daemon running")) return "engine_unavailable";
   if (t.includes("i/o timeout") || t.includes("context deadline exceeded") || t.includes("tls handshake timeout") || t.includes("client.timeout exceeded")) {
     return "timeout";

@@ -134,14 +134,17 @@ async function startRegistry(tmp: string, name: string, port: number, authYaml: 
 }
 
 /** A dockerd of its own, for tests that must not share the daemon (its leftover sweep removes every ci-prober container). */
-export async function startDockerd(tmp: string): Promise<{ proc: Proc; host: string }> {
+export async function startDockerd(tmp: string, tls?: { port: number; ca: string; cert: string; key: string }): Promise<{ proc: Proc; host: string }> {
   const dir = join(tmp, "dockerd");
   mkdirSync(dir, { recursive: true });
   const sock = join(dir, "docker.sock");
+  // With TLS the engine also listens on 127.0.0.1 and demands a client certificate, as a tcp:// runner engine does.
+  const tcp = tls ? ["--host", `tcp://127.0.0.1:${tls.port}`, "--tlsverify", "--tlscacert", tls.ca, "--tlscert", tls.cert, "--tlskey", tls.key] : [];
   const proc = startProc(
     "dockerd",
     "dockerd",
     [
+      ...tcp,
       "--host", `unix://${sock}`,
       "--data-root", join(dir, "root"),
       "--exec-root", join(dir, "exec"),
