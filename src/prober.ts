@@ -2,12 +2,13 @@ import type { Config, GitlabCanaryConfig, GitlabConfig } from "./config/load.js"
 import { ANY_REGISTRY, credentialFor, expandRunners, runnerCredentials } from "./credentials/index.js";
 import { credentialRow } from "./credentials/format.js";
 import { oneLine } from "./errors.js";
-import { isLoopbackRegistry, parseImageRef } from "./image.js";
+import { parseImageRef } from "./image.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import { PROBES } from "./probes/index.js";
 import { ProbeLog, type ProbeContext } from "./probes/types.js";
 import type { CredentialCheck } from "./probes/credential-check.js";
+import { registryScheme } from "./registry/client.js";
 import type { Task } from "./scheduler.js";
 import type { CredentialView, StatusStore } from "./status.js";
 import type { Credential, ProbeKind, ProbeResult, Runner } from "./types.js";
@@ -192,7 +193,7 @@ export function credentialViews(credentials: Credential[]): CredentialView[] {
   return credentials.map((c) => credentialRow(c) as CredentialView);
 }
 
-/** Registries spoken to over TLS (neither insecure nor loopback): their certificates are worth watching. */
+/** Registries spoken to over TLS: their certificates are worth watching. */
 export function tlsRegistries(config: Config, credentials: Map<string, Credential[]>, runners: Runner[]): string[] {
   const all = new Set<string>();
   for (const creds of credentials.values()) for (const c of creds) if (c.registry !== ANY_REGISTRY) all.add(c.registry);
@@ -205,7 +206,7 @@ export function tlsRegistries(config: Config, credentials: Map<string, Credentia
       }
     }
   }
-  return [...all].filter((r) => !isLoopbackRegistry(r) && !(config.registries[r]?.insecure ?? false));
+  return [...all].filter((r) => registryScheme(r, config.registries[r]) === "https");
 }
 
 /** Record results in metrics and /status and log them with fixed messages. */

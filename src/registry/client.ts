@@ -33,8 +33,11 @@ export interface PullResult {
 }
 
 /** Plain HTTP for a registry marked insecure and for 127.0.0.0/8 and ::1, as dockerd does; HTTPS otherwise. */
-export function registryScheme(registry: string, transport: RegistryTransport | undefined): "http" | "https" {
-  return transport?.insecure === true || isLoopbackRegistry(registry) ? "http" : "https";
+export function registryScheme(registry: string, transport: Pick<RegistryTransport, "insecure" | "ca"> | undefined): "http" | "https" {
+  if (transport?.insecure === true) return "http";
+  // A CA configured for a registry says it speaks TLS, on loopback too (where Docker also tries HTTPS first).
+  if (transport?.ca !== undefined) return "https";
+  return isLoopbackRegistry(registry) ? "http" : "https";
 }
 
 /** Where a registry's API answers: Docker Hub's key "docker.io" is served at registry-1.docker.io. */

@@ -120,13 +120,14 @@ export async function startServices(opts: { withDockerd?: boolean } = {}): Promi
   }
 }
 
-async function startRegistry(tmp: string, name: string, port: number, authYaml: string): Promise<Proc> {
+/** A docker-registry on 127.0.0.1:port; `tls` makes it serve HTTPS with that certificate. */
+export async function startRegistry(tmp: string, name: string, port: number, authYaml: string, tls?: { cert: string; key: string }): Promise<Proc> {
   const dir = join(tmp, name);
   mkdirSync(dir, { recursive: true });
   const config = join(dir, "config.yml");
   writeFileSync(
     config,
-    `version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${authYaml}`,
+    `version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${tls ? `  tls:\n    certificate: ${tls.cert}\n    key: ${tls.key}\n` : ""}${authYaml}`,
   );
   const proc = startProc(name, "docker-registry", ["serve", config], join(dir, "log"));
   await waitForListen({ port }, 15_000, proc);
