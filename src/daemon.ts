@@ -29,7 +29,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   status.configFile = config.file;
   const scheduler = new Scheduler({ concurrency: config.concurrency, logger });
   const state = new PlanState(metrics, status, scheduler, logger);
-  const sink = daemonSink(metrics, status, logger, (check) => state.learnKind(check));
+  const sink = daemonSink(metrics, status, logger, { learn: (check) => state.learnKind(check), of: (c) => state.kindOf(c) });
   const stopping = new AbortController();
   let ready = false;
   const server = await startServer({ listenAddress: config.listenAddress, metrics, status, ready: () => ready });
@@ -131,8 +131,12 @@ class PlanState {
     if (added.length > 0 || removed.length > 0) logger.info({ added: added.length, removed: removed.length, tasks: p.tasks.length }, "plan updated");
   }
 
+  kindOf(c: Pick<Credential, "runner" | "registry" | "username" | "kind">): CredentialKind {
+    return this.#kinds.get(`${c.runner}|${c.registry}|${c.username}`) ?? c.kind;
+  }
+
   #withKinds(creds: Credential[]): Credential[] {
-    return creds.map((c) => ({ ...c, kind: this.#kinds.get(`${c.runner}|${c.registry}|${c.username}`) ?? c.kind }));
+    return creds.map((c) => ({ ...c, kind: this.kindOf(c) }));
   }
 }
 

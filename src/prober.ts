@@ -11,7 +11,7 @@ import type { CredentialCheck } from "./probes/credential-check.js";
 import { registryScheme } from "./registry/client.js";
 import type { Task } from "./scheduler.js";
 import type { CredentialView, StatusStore } from "./status.js";
-import type { Credential, ProbeKind, ProbeResult, Runner } from "./types.js";
+import type { Credential, CredentialKind, ProbeKind, ProbeResult, Runner } from "./types.js";
 
 /** Where results go: metrics, /status, the log — or, for `once`, a list. */
 export interface Sink {
@@ -173,6 +173,8 @@ export function probeTask(o: ProbeTaskOptions): Task {
     ...(o.config.schedule !== undefined ? { schedule: o.config.schedule } : {}),
     timeoutMs: o.timeoutMs,
     async run(signal) {
+      // The credential the probe used goes with its result, so a failure names the user and the file.
+      let used: Credential | undefined;
       const ctx: ProbeContext = {
         config: o.config,
         runner: o.runner,
@@ -180,9 +182,15 @@ export function probeTask(o: ProbeTaskOptions): Task {
         signal,
         log: new ProbeLog(),
         logger: o.logger,
-        credentialFor: (registry) => credentialFor(o.runner, registry, { signal, helperTimeoutMs: o.config.helperTimeoutMs }),
+        credentialFor: async (registry) => {
+          used = await credentialFor(o.runner, registry, { signal, helperTimeoutMs: o.config.helperTimeoutMs });
+          return used;
+        },
       };
       const result = await PROBES[o.probe](ctx);
+      if (used && !result.credential) {
+        result.credential = { registry: used.registry, username: used.username, kind: used.kind, source: used.source, secretType: used.secretType };
+      }
       o.sink.result(key, result);
     },
   };
@@ -210,7 +218,12 @@ export function tlsRegistries(config: Config, credentials: Map<string, Credentia
 }
 
 /** Record results in metrics and /status and log them with fixed messages. */
-export function daemonSink(metrics: Metrics, status: StatusStore, logger: Logger, onKind: (check: CredentialCheck) => void): Sink {
+export function daemonSink(
+  metrics: Metrics,
+  status: StatusStore,
+  logger: Logger,
+  kinds: { learn(check: CredentialCheck): void; of(c: Pick<Credential, "runner" | "registry" | "username" | "kind">): CredentialKind },
+): Sink {
   return {
     check(key, c) {
       metrics.setOwnerFacts({ runner: c.runner, registry: c.registry, username: c.username, state: c.state, ...(c.expiresAt !== undefined ? { expiresAt: c.expiresAt } : {}) });
@@ -225,7 +238,7 @@ export function daemonSink(metrics: Metrics, status: StatusStore, logger: Logger
         reason: c.error?.reason ?? null,
         checked_at: new Date().toISOString(),
       });
-      onKind(c);
+      kinds.learn(c);
       const fields = { runner: c.runner, registry: c.registry, username: c.username, kind: c.kind, state: c.state };
       if (c.error) logger.warn({ ...fields, reason: c.error.reason, error: c.error.message }, "credential check failed");
       else if (c.state !== "active") logger.warn(fields, "credential owner not active");
@@ -234,12 +247,14 @@ export function daemonSink(metrics: Metrics, status: StatusStore, logger: Logger
     cert(registry, notAfterMs) {
       metrics.setCertExpiry(registry, notAfterMs !== undefined ? Math.floor(notAfterMs / 1000) : undefined);
     },
-    result(key, r) {
+    result(key, probed) {
+      const used = probed.credential;
+      const r = used ? { ...probed, credential: { ...used, kind: kinds.of({ runner: probed.runner, ...used }) } } : probed;
       metrics.recordResult(key, r);
       status.record(key, r);
       const fields = { probe: r.probe, runner: r.runner, target: r.target, duration_seconds: Math.round(r.durationSeconds * 1000) / 1000 };
       if (r.success) logger.info(fields, "probe succeeded");
-      else logger.warn({ ...fields, reason: r.reason, error: r.error }, "probe failed");
+      else logger.warn({ ...fields, reason: r.reason, error: r.error, username: r.credential?.username, source: r.credential?.source }, "probe failed");
     },
   };
 }

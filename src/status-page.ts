@@ -8,7 +8,8 @@ export function renderStatusPage(status: StatusStore): string {
     .map(
       (r) => `<tr class="${r.success ? "ok" : "bad"}"><td>${esc(r.runner)}</td><td>${r.probe}</td><td>${esc(r.target)}</td>` +
         `<td>${r.success ? "ok" : esc(r.reason ?? "failed")}</td><td>${r.durationSeconds.toFixed(3)}s</td>` +
-        `<td>${esc(r.error ?? "")}<details><summary>log</summary><pre>${esc(r.log.join("\n"))}</pre></details></td></tr>`,
+        `<td>${esc(r.error ?? "")}${r.credential ? `<div>credential <b>${esc(r.credential.username || "-")}</b> (${esc(r.credential.kind)}) from <code>${esc(r.credential.source)}</code></div>` : ""}` +
+        `<details><summary>log</summary><pre>${esc(r.log.join("\n"))}</pre></details></td></tr>`,
     )
     .join("\n");
   const creds = status.runners

@@ -100,6 +100,9 @@ function view(r: ProbeResult): Record<string, unknown> {
     ...(r.queuedSeconds !== undefined ? { queued_seconds: r.queuedSeconds } : {}),
     ...(r.stages ? { stages: r.stages } : {}),
     ...(r.jobs ? { jobs: r.jobs } : {}),
+    ...(r.credential
+      ? { credential: { registry: r.credential.registry, username: r.credential.username, kind: r.credential.kind, secret_type: r.credential.secretType, source: r.credential.source } }
+      : {}),
     log: r.log,
   };
 }

@@ -87,6 +87,6 @@ export interface ProbeResult {
   stages?: Record<string, number>;
   /** GitLab canary: its jobs. */
   jobs?: CanaryJob[];
-  /** The GitLab canary's own runner label values, one result per job runner. */
+  /** The credential the probe used (login, pull, local canary): who and where, never the secret. */
   credential?: Pick<Credential, "registry" | "username" | "kind" | "source" | "secretType">;
 }

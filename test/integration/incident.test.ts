@@ -99,10 +99,16 @@ test("a blocked user's credential turns that runner's login and pull to 0 within
   });
   expect(owner.map((s) => s.labels)).toEqual([{ runner: "base-runner", registry, username: yamada.username, state: "blocked" }]);
 
-  const status = JSON.parse((await daemon.get("/status")).body) as { probes: { key: string; last: { reason: string; error: string; log: string[] } }[] };
+  const status = JSON.parse((await daemon.get("/status")).body) as { probes: { key: string; last: { reason: string; error: string; log: string[]; credential: unknown } }[] };
   const login = status.probes.find((p) => p.key === `login|base-runner|${registry}`);
   expect(login?.last.reason).toBe("unauthorized");
   expect(login?.last.error).toContain("HTTP Basic: Access denied");
+  expect(login?.last.credential).toEqual({ registry, username: yamada.username, kind: "personal", secret_type: "password", source: `${baseConfig}#auths["${registry}"]` });
+  // The log line an operator greps for names the user and the file, too.
+  const failed = daemon.log().split("\n").find((l) => l.includes('"msg":"probe failed"') && l.includes('"runner":"base-runner"'));
+  expect(JSON.parse(failed ?? "{}")).toMatchObject({ level: "warn", probe: expect.any(String), reason: "unauthorized", username: yamada.username, source: `${baseConfig}#auths["${registry}"]` });
+  const page = (await daemon.get("/")).body;
+  expect(page).toContain(`credential <b>${yamada.username}</b> (personal) from <code>${baseConfig}#auths[&#34;${registry}&#34;]</code>`);
 
   // The fix: the account is active again (as if the file now held a working credential).
   await setGitlabUserState(services.gitlab.url, yamada.username, "active");
