@@ -94,7 +94,7 @@ export class GitlabClient {
     for (let attempt = 0; ; attempt++) {
       const res = await this.#follow(method, this.#url(path, opts.query), opts);
       const retryable = res.statusCode === 429 || (res.statusCode >= 500 && idempotent);
-      if (res.statusCode < 300) return res.body.text();
+      if (res.statusCode < 300) return readBounded(res.body, endpoint, (opts as Partial<TextRequest>).expect === "text");
       const error = await statusError(res, endpoint);
       if (!retryable || attempt >= this.#maxRetries) throw error;
       const waitMs = res.statusCode === 429 ? rateLimitWaitMs(res.headers, attempt, this.#backoffMs) : this.#backoffMs * 2 ** attempt;
@@ -217,4 +217,27 @@ export function rateLimitWaitMs(headers: Dispatcher.ResponseData["headers"], att
     return Math.max(ms, 0);
   }
   return Math.min(backoffMs * 2 ** attempt, MAX_BACKOFF_MS);
+}
+
+/** The most of one answer read: a canary's API answers and traces are small; a runaway trace must not fill memory. */
+export const MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The body as text, at most MAX_BODY_BYTES. A longer text (a job trace) is
+ * cut there and the rest cancelled; a longer JSON answer is bad_response.
+ */
+async function readBounded(body: Dispatcher.ResponseData["body"], endpoint: string, truncate: boolean): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) {
+      body.destroy();
+      if (!truncate) throw new ProbeError("bad_response", `${endpoint}: answer larger than ${MAX_BODY_BYTES} bytes`);
+      chunks.push(chunk.subarray(0, chunk.length - (size - MAX_BODY_BYTES)));
+      break;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { z } from "zod";
 import { oneLine } from "../../src/errors.js";
-import { GitlabClient, rateLimitWaitMs } from "../../src/gitlab/client.js";
+import { GitlabClient, MAX_BODY_BYTES, rateLimitWaitMs } from "../../src/gitlab/client.js";
 import { pipelineListSchema } from "../../src/gitlab/schema.js";
 import { createLogger } from "../../src/log.js";
 import { classify } from "../../src/probes/classify.js";
@@ -195,5 +195,31 @@ describe("GitlabClient", () => {
     expect(rateLimitWaitMs({}, 0, 1000, now)).toBe(1000);
     expect(rateLimitWaitMs({}, 3, 1000, now)).toBe(8000);
     expect(rateLimitWaitMs({}, 10, 1000, now)).toBe(60_000);
+  });
+});
+
+describe("bounded answers", () => {
+  test("a trace longer than 8 MiB is cut at 8 MiB; a JSON answer that long is bad_response", async () => {
+    const big = Buffer.alloc(MAX_BODY_BYTES + 1024, "x");
+    const server = createServer((req, res) => {
+      res.writeHead(200, { "content-type": req.url?.endsWith("/trace") ? "text/plain" : "application/json" });
+      res.end(big);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const addr = server.address();
+    const url = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+    const client = new GitlabClient({ url });
+    try {
+      const trace = await client.request("GET", "/projects/1/jobs/2/trace", { signal: AbortSignal.timeout(10_000), expect: "text" });
+      expect(trace.length).toBe(MAX_BODY_BYTES);
+      await expect(client.request("GET", "/projects/1", { signal: AbortSignal.timeout(10_000), schema: z.unknown() })).rejects.toMatchObject({
+        reason: "bad_response",
+        message: `GET /api/v4/projects/1: answer larger than ${MAX_BODY_BYTES} bytes`,
+      });
+    } finally {
+      await client.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
