@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { freePort, sleep, startProc, waitForListen, type Proc } from "../services/procs.js";
+import { freePort, startProc, waitForListen, type Proc } from "../services/procs.js";
 import { ALERTMANAGER_CONFIG, loadRules, ROOT } from "./files.js";
 import { alertmanagerConfigSchema, queryResponseSchema, targetsResponseSchema, webhookPayloadSchema, type WebhookPayload } from "./schema.js";
 
@@ -15,21 +15,7 @@ export const DAEMON_MAIN = join(ROOT, "dist/src/main.js");
 /** Scrape and rule evaluation interval of the test Prometheus. */
 export const SCRAPE_INTERVAL = "1s";
 
-/** Poll `check` until it returns a value other than undefined, or fail naming `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ""}`);
-    await sleep(200);
-  }
-}
+export { waitFor } from "../helpers/daemon.js";
 
 export interface Delivery {
   at: number;

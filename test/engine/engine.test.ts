@@ -3,6 +3,7 @@ import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, inject, test } from "vitest";
+import { createGitlabUser, setGitlabUserState } from "../helpers/fixtures.js";
 import type { Config } from "../../src/config/load.js";
 import { engineAuth, registryAuthHeader } from "../../src/engine/auth.js";
 import { createLogger } from "../../src/log.js";
@@ -27,16 +28,12 @@ afterEach(async () => {
 
 let seq = 0;
 /** A fresh user on the fake GitLab (tests never share users, so a block stays local to one test). */
-async function gitlabUser(): Promise<{ username: string; password: string }> {
-  const user = { username: `engine-${process.pid}-${++seq}`, password: `pw-${Math.random().toString(36).slice(2)}-x9` };
-  const res = await fetch(`${services.gitlab.url}/-/test/users`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(user) });
-  expect(res.status).toBe(201);
-  return user;
+function gitlabUser(): Promise<{ username: string; password: string }> {
+  return createGitlabUser(services.gitlab.url, { username: `engine-${process.pid}-${++seq}` });
 }
 
-async function block(username: string): Promise<void> {
-  const res = await fetch(`${services.gitlab.url}/-/test/users/${username}/state`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ state: "blocked" }) });
-  expect(res.status).toBe(200);
+function block(username: string): Promise<void> {
+  return setGitlabUserState(services.gitlab.url, username, "blocked");
 }
 
 function credential(registry: string, username: string, password: string): Credential {

@@ -1,9 +1,8 @@
-import { generateKeyPairSync } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { GitlabClient } from "../../src/gitlab/client.js";
 import { expiryEpochSeconds, findDeployTokens, findUser, lookupToken } from "../../src/gitlab/users.js";
 import { Secret } from "../../src/secret.js";
-import { signingKey } from "../fake-gitlab/jwt.js";
+import { testSigningKey } from "../gitlab/helpers.js";
 import { startFakeGitlab, type FakeGitlab } from "../fake-gitlab/server.js";
 
 // The Users, personal access token and deploy token API as GitLab v4 answers
@@ -15,8 +14,7 @@ let adminToken: string;
 let userToken: string;
 
 beforeAll(async () => {
-  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  gitlab = await startFakeGitlab(signingKey(privateKey.export({ type: "pkcs8", format: "pem" }).toString()));
+  gitlab = await startFakeGitlab(testSigningKey());
   adminToken = gitlab.state.issueApiToken("root");
   gitlab.state.addUser({ username: "reader", password: "pw-reader-0001" });
   userToken = gitlab.state.issueApiToken("reader");

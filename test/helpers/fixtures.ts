@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /** A user on the fake GitLab, created through its test control endpoint. */
-export async function createGitlabUser(gitlabUrl: string, spec: { username?: string; password?: string; state?: string; bot?: boolean; deployToken?: boolean; expiresAt?: string }): Promise<{ username: string; password: string }> {
+export async function createGitlabUser(gitlabUrl: string, spec: { username?: string; password?: string; state?: string; bot?: boolean; deployToken?: boolean; expiresAt?: string; actions?: string[] }): Promise<{ username: string; password: string }> {
   const username = spec.username ?? `user-${randomBytes(4).toString("hex")}`;
   const password = spec.password ?? `pw-${randomBytes(12).toString("hex")}`;
   const res = await fetch(`${gitlabUrl}/-/test/users`, {

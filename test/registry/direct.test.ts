@@ -3,7 +3,8 @@ import { directLogin, directPull } from "../../src/probes/direct.js";
 import { runProbe } from "../../src/probes/run.js";
 import type { ProbeResult } from "../../src/types.js";
 import { run } from "../services/procs.js";
-import { createGitlabUser, passwordCredential, probeContext, setGitlabUserState } from "./helpers.js";
+import { createGitlabUser, setGitlabUserState } from "../helpers/fixtures.js";
+import { passwordCredential, probeContext } from "./helpers.js";
 
 const services = inject("services");
 const ht = services.htpasswd;
@@ -59,7 +60,7 @@ describe("direct login", () => {
 
   test("succeeds against the token registry: a token without scope from GitLab's /jwt/auth, then GET /v2/ with it", async () => {
     const user = uniqueUser("login-ok");
-    await createGitlabUser(services.gitlab.url, user.username, user.password);
+    await createGitlabUser(services.gitlab.url, { ...user, actions: ["pull"] });
     const ctx = probeContext({ target: tok.host, credential: passwordCredential(tok.host, user.username, user.password) });
     const result = await runProbe("login", ctx, directLogin);
     expect(result.success).toBe(true);
@@ -71,7 +72,7 @@ describe("direct login", () => {
 
   test("is unauthorized for a blocked GitLab user, with GitLab's Access denied text and no secret", async () => {
     const user = uniqueUser("blocked");
-    await createGitlabUser(services.gitlab.url, user.username, user.password);
+    await createGitlabUser(services.gitlab.url, { ...user, actions: ["pull"] });
     await setGitlabUserState(services.gitlab.url, user.username, "blocked");
     const ctx = probeContext({ target: tok.host, credential: passwordCredential(tok.host, user.username, user.password) });
     const result = await runProbe("login", ctx, directLogin);
@@ -83,7 +84,7 @@ describe("direct login", () => {
 
   test("succeeds with an identity token through the OAuth2 refresh-token grant", async () => {
     const user = uniqueUser("idtoken");
-    await createGitlabUser(services.gitlab.url, user.username, user.password);
+    await createGitlabUser(services.gitlab.url, { ...user, actions: ["pull"] });
     const ctx = probeContext({ target: tok.host, credential: passwordCredential(tok.host, user.username, user.password, "identity_token") });
     const result = await runProbe("login", ctx, directLogin);
     expect(result.success).toBe(true);
@@ -93,7 +94,7 @@ describe("direct login", () => {
 
   test("is unauthorized with a revoked identity token, with no secret in the result", async () => {
     const user = uniqueUser("idtoken-bad");
-    await createGitlabUser(services.gitlab.url, user.username, user.password);
+    await createGitlabUser(services.gitlab.url, { ...user, actions: ["pull"] });
     const ctx = probeContext({ target: tok.host, credential: passwordCredential(tok.host, user.username, "not-the-token-9f8e7d", "identity_token") });
     const result = await runProbe("login", ctx, directLogin);
     expect(result.reason).toBe("unauthorized");
@@ -124,7 +125,7 @@ describe("direct pull", () => {
 
   test("fetches and verifies ci/canary from the token registry with a pull-scoped token", async () => {
     const user = uniqueUser("pull-ok");
-    await createGitlabUser(services.gitlab.url, user.username, user.password);
+    await createGitlabUser(services.gitlab.url, { ...user, actions: ["pull"] });
     const expected = await manifestBytes(tok.image, `${user.username}:${user.password}`);
     const ctx = probeContext({ target: tok.image, credential: passwordCredential(tok.host, user.username, user.password) });
     const result = await runProbe("pull", ctx, directPull);
@@ -152,7 +153,7 @@ describe("direct pull", () => {
 
   test("is unauthorized pulling from the token registry as a blocked user", async () => {
     const user = uniqueUser("pull-blocked");
-    await createGitlabUser(services.gitlab.url, user.username, user.password);
+    await createGitlabUser(services.gitlab.url, { ...user, actions: ["pull"] });
     await setGitlabUserState(services.gitlab.url, user.username, "blocked");
     const ctx = probeContext({ target: tok.image, credential: passwordCredential(tok.host, user.username, user.password) });
     const result = await runProbe("pull", ctx, directPull);

@@ -56,24 +56,3 @@ export function probeContext(spec: ContextSpec): ProbeContext {
     credentialFor: async (registry) => (spec.credential?.registry === registry ? spec.credential : undefined),
   };
 }
-
-/** Create a user on the fake GitLab (each test its own, so blocks never leak between tests). */
-export async function createGitlabUser(gitlabUrl: string, username: string, password: string): Promise<void> {
-  const res = await fetch(`${gitlabUrl}/-/test/users`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ username, password, actions: ["pull"] }),
-    signal: AbortSignal.timeout(5_000),
-  });
-  if (res.status !== 201) throw new Error(`creating ${username}: HTTP ${res.status}`);
-}
-
-export async function setGitlabUserState(gitlabUrl: string, username: string, state: string): Promise<void> {
-  const res = await fetch(`${gitlabUrl}/-/test/users/${encodeURIComponent(username)}/state`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ state }),
-    signal: AbortSignal.timeout(5_000),
-  });
-  if (res.status !== 200) throw new Error(`setting ${username} ${state}: HTTP ${res.status}`);
-}
