@@ -5,9 +5,6 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
-COPY bench ./bench
-COPY test/services ./test/services
-COPY test/fake-gitlab ./test/fake-gitlab
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

@@ -2,12 +2,16 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    globalSetup: ["test/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
     // Two cores: more workers only queue on the same dockerd and registries.
     maxWorkers: 2,
+    projects: [
+      // No service: in-process fakes and temporary files only; seconds, not minutes.
+      { extends: true, test: { name: "unit", include: ["test/unit/**/*.test.ts"] } },
+      // The real services (dockerd, registries, fake GitLab) are started once by the global setup.
+      { extends: true, test: { name: "integration", include: ["test/integration/**/*.test.ts"], globalSetup: ["test/global-setup.ts"] } },
+    ],
   },
 });

@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 npm run -s build
+npx tsc -p tsconfig.bench.json
 exec node dist/bench/index.js "$@"

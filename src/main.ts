@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import type { Config } from "./config/load.js";
+import type { Config } from "./config/resolve.js";
 import { InputError, oneLine } from "./errors.js";
 import { VERSION } from "./version.js";
 
@@ -89,7 +89,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
 // Loaded on demand: zod and yaml cost ~0.1 s at start, which --help and --version need not pay.
 async function loadConfig(flag: string | undefined, env: NodeJS.ProcessEnv): Promise<Config> {
-  const { embeddedDefault, loadConfigFile, resolveConfigPath } = await import("./config/load.js");
+  const [{ embeddedDefault, resolveConfigPath }, { loadConfigFile }] = await Promise.all([import("./config/discover.js"), import("./config/read.js")]);
   const file = resolveConfigPath({ ...(flag !== undefined ? { flag } : {}), env });
   return file === undefined ? embeddedDefault(env) : loadConfigFile(file, env);
 }

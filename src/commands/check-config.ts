@@ -1,4 +1,4 @@
-import { EMBEDDED_DEFAULT, type Config } from "../config/load.js";
+import { EMBEDDED_DEFAULT, type Config } from "../config/resolve.js";
 import { expandRunners, runnerCredentials } from "../credentials/index.js";
 import { formatDuration } from "../duration.js";
 import { table } from "./table.js";

@@ -1,4 +1,4 @@
-import type { Config, GitlabConfig } from "../config/load.js";
+import type { Config, GitlabConfig } from "../config/resolve.js";
 import { expandRunners, runnerCredentials } from "../credentials/index.js";
 import { credentialRow } from "../credentials/format.js";
 import type { Credential } from "../types.js";

@@ -1,6 +1,6 @@
-import type { Config } from "../config/load.js";
+import type { Config } from "../config/resolve.js";
 import { createLogger } from "../log.js";
-import { plan } from "../prober.js";
+import { plan } from "../plan.js";
 import { Scheduler } from "../scheduler.js";
 import type { ProbeResult } from "../types.js";
 import { table } from "./table.js";

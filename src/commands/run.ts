@@ -1,5 +1,7 @@
-import { EMBEDDED_DEFAULT, embeddedDefault, loadConfigFile, type Config } from "../config/load.js";
-import { startDaemon, type Daemon } from "../daemon.js";
+import { embeddedDefault } from "../config/discover.js";
+import { loadConfigFile } from "../config/read.js";
+import { EMBEDDED_DEFAULT, type Config } from "../config/resolve.js";
+import { startDaemon, type Daemon } from "../daemon/daemon.js";
 import { oneLine } from "../errors.js";
 import { createLogger, type Logger } from "../log.js";
 

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { formatPath } from "../config/load.js";
+import { formatPath } from "../config/read.js";
 import { normalizeRegistry } from "../image.js";
 import { registerSecret, Secret } from "../secret.js";
 import type { Credential, Runner } from "../types.js";

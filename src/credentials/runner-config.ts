@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parse, TomlError } from "smol-toml";
-import { formatPath, type Config, type RunnerSpec } from "../config/load.js";
+import { formatPath } from "../config/read.js";
+import type { Config, RunnerSpec } from "../config/resolve.js";
 import { errnoText, InputError } from "../errors.js";
 import type { Runner } from "../types.js";
 import { runnerConfigSchema, type RunnerConfigEntry } from "./schema.js";

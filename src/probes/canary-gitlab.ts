@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { GitlabCanaryConfig } from "../config/load.js";
+import type { GitlabCanaryConfig } from "../config/resolve.js";
 import { formatDuration } from "../duration.js";
 import { oneLine } from "../errors.js";
 import { GitlabClient } from "../gitlab/client.js";

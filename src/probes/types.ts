@@ -1,4 +1,4 @@
-import type { Config } from "../config/load.js";
+import type { Config } from "../config/resolve.js";
 import type { Logger } from "../log.js";
 import { scrub } from "../secret.js";
 import type { CanaryJob, Credential, ProbeKind, ProbeResult, Runner } from "../types.js";

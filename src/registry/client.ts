@@ -1,4 +1,4 @@
-import type { RegistryTransport } from "../config/load.js";
+import type { RegistryTransport } from "../config/resolve.js";
 import { DOCKER_HUB, DOCKER_HUB_API_HOST, isLoopbackRegistry, type ImageRef, manifestReference } from "../image.js";
 import { HttpStatusError, ProbeError } from "../reasons.js";
 import { Secret } from "../secret.js";

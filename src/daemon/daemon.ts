@@ -1,0 +1,166 @@
+import type { Config } from "../config/resolve.js";
+import { oneLine } from "../errors.js";
+import type { Logger } from "../log.js";
+import { Metrics } from "../metrics/index.js";
+import type { CredentialCheck } from "../probes/credential-check.js";
+import { credentialViews, plan, type Plan } from "../plan.js";
+import { daemonSink } from "./sink.js";
+import { Scheduler } from "../scheduler.js";
+import { startServer, type HttpServer } from "../http/server.js";
+import { StatusStore } from "../http/status.js";
+import type { Credential, CredentialKind, Runner } from "../types.js";
+
+export interface Daemon {
+  server: HttpServer;
+  metrics: Metrics;
+  status: StatusStore;
+  /** Resolves once every task of the first plan has run. */
+  firstRound: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The long-running prober: re-plans every interval (config.toml and
+ * config.json are re-read, so a fixed credential is seen without a restart),
+ * keeps the scheduler in step with the plan, and serves HTTP.
+ */
+export async function startDaemon(config: Config, logger: Logger): Promise<Daemon> {
+  const metrics = new Metrics();
+  const status = new StatusStore();
+  status.configFile = config.file;
+  const scheduler = new Scheduler({ concurrency: config.concurrency, logger });
+  const state = new PlanState(metrics, status, scheduler, logger);
+  const sink = daemonSink(metrics, status, logger, { learn: (check) => state.learnKind(check), of: (c) => state.kindOf(c) });
+  const stopping = new AbortController();
+  let ready = false;
+  const server = await startServer({ listenAddress: config.listenAddress, metrics, status, ready: () => ready });
+  logger.info({ address: server.address, config: config.file }, "listening");
+
+  const replan = async () => {
+    const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(Math.max(config.timeoutMs, config.helperTimeoutMs) * 2)]);
+    const p = await plan({ config, logger, sink, signal, checks: true });
+    if (!stopping.signal.aborted) state.apply(p);
+  };
+
+  const first = await plan({ config, logger, sink, signal: AbortSignal.timeout(Math.max(config.timeoutMs, config.helperTimeoutMs) * 2), checks: true });
+  if (first.runners.length === 0) logger.warn({ config: config.file }, "no runners to probe: no gitlab-runner config.toml or Docker config.json found");
+  // Containers a crashed prober left behind go before this one starts its own.
+  const engines = canaryEngines(config, first.runners);
+  await removeLeftoverCanaries(engines, logger);
+  state.apply(first);
+  const firstKeys = first.tasks.map((t) => t.key);
+  const firstRound = new Promise<void>((resolve) => {
+    const check = setInterval(() => {
+      if (stopping.signal.aborted || firstKeys.every((k) => scheduler.runsOf(k) > 0 || !scheduler.keys().includes(k))) {
+        clearInterval(check);
+        ready = true;
+        logger.info({}, "first round done");
+        resolve();
+      }
+    }, 100);
+  });
+  const replanTimer = setInterval(() => {
+    replan().catch((err: unknown) => logger.error({ error: oneLine(err) }, "re-plan failed"));
+  }, config.intervalMs);
+
+  return {
+    server,
+    metrics,
+    status,
+    firstRound,
+    async stop() {
+      stopping.abort();
+      clearInterval(replanTimer);
+      await scheduler.stop();
+      await removeLeftoverCanaries(engines, logger);
+      await server.close();
+      logger.info({}, "stopped");
+    },
+  };
+}
+
+/**
+ * What the daemon keeps between plans: the runners it knows, their
+ * credentials, and the kinds the Users API established. Applying a plan
+ * updates /status and credential_info, syncs the scheduler, and drops the
+ * series of whatever vanished.
+ */
+class PlanState {
+  readonly #kinds = new Map<string, CredentialKind>();
+  #credentials = new Map<string, Credential[]>();
+  #runners = new Set<string>();
+  #errors = "";
+
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly status: StatusStore,
+    private readonly scheduler: Scheduler,
+    private readonly logger: Logger,
+  ) {}
+
+  /** "personal" only when GitLab says a human owns it: a kind from the Users API overrides the username's form. */
+  learnKind(check: CredentialCheck): void {
+    if (check.error || check.kind === "unknown") return;
+    this.#kinds.set(`${check.runner}|${check.registry}|${check.username}`, check.kind);
+    const creds = this.#credentials.get(check.runner);
+    if (creds) this.metrics.setCredentials(check.runner, this.#withKinds(creds));
+  }
+
+  apply(p: Plan): void {
+    const { metrics, status, logger } = this;
+    status.setRunners(p.runners, new Map([...p.credentials].map(([name, creds]) => [name, credentialViews(this.#withKinds(creds))])));
+    if (p.errors.join("\n") !== this.#errors) for (const e of p.errors) logger.error({ error: e }, "bad input");
+    this.#errors = p.errors.join("\n");
+    status.inputErrors = p.errors;
+    this.#credentials = p.credentials;
+    for (const [name, creds] of p.credentials) {
+      metrics.setCredentials(name, this.#withKinds(creds));
+      const held = new Set(creds.map((c) => `owner|${name}|${c.registry}`));
+      for (const owner of metrics.owners(`owner|${name}|`)) if (!held.has(owner)) metrics.drop(owner);
+    }
+    const names = new Set(p.runners.map((r) => r.name));
+    for (const gone of this.#runners) {
+      if (names.has(gone)) continue;
+      metrics.drop(`credentials|${gone}`);
+      for (const owner of metrics.owners(`owner|${gone}|`)) metrics.drop(owner);
+      logger.info({ runner: gone }, "runner removed");
+    }
+    this.#runners = names;
+    const { removed, added } = this.scheduler.sync(p.tasks);
+    for (const key of removed) metrics.drop(key);
+    status.retain(new Set(p.tasks.map((t) => t.key)));
+    if (added.length > 0 || removed.length > 0) logger.info({ added: added.length, removed: removed.length, tasks: p.tasks.length }, "plan updated");
+  }
+
+  kindOf(c: Pick<Credential, "runner" | "registry" | "username" | "kind">): CredentialKind {
+    return this.#kinds.get(`${c.runner}|${c.registry}|${c.username}`) ?? c.kind;
+  }
+
+  #withKinds(creds: Credential[]): Credential[] {
+    return creds.map((c) => ({ ...c, kind: this.kindOf(c) }));
+  }
+}
+
+/** One engine-mode runner per Docker engine that runs local canaries. */
+function canaryEngines(config: Config, runners: Runner[]): Runner[] {
+  if (!config.canary.local) return [];
+  const byHost = new Map<string, Runner>();
+  for (const r of runners) if (r.mode === "engine" && !byHost.has(r.dockerHost)) byHost.set(r.dockerHost, r);
+  return [...byHost.values()];
+}
+
+/** Canary containers left by a crashed prober (or by this one, at shutdown) are removed; failure is logged, not fatal. */
+async function removeLeftoverCanaries(runners: Runner[], logger: Logger): Promise<void> {
+  if (runners.length === 0) return;
+  const { removeCanaryContainers } = await import("../engine/container.js");
+  await Promise.all(
+    runners.map(async (r) => {
+      try {
+        const removed = await removeCanaryContainers(r.dockerHost, AbortSignal.timeout(15_000), r.tlsCertPath);
+        if (removed > 0) logger.info({ docker_host: r.dockerHost, removed }, "removed leftover canary containers");
+      } catch (err) {
+        logger.warn({ docker_host: r.dockerHost, error: oneLine(err) }, "could not remove canary containers");
+      }
+    }),
+  );
+}

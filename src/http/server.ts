@@ -1,0 +1,84 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Metrics } from "../metrics/index.js";
+import { scrub } from "../secret.js";
+import type { StatusStore } from "./status.js";
+import { renderStatusPage } from "./status-page.js";
+
+export interface ServerOptions {
+  listenAddress: string;
+  metrics: Metrics;
+  status: StatusStore;
+  ready: () => boolean;
+}
+
+export interface HttpServer {
+  server: Server;
+  /** host:port actually bound (port 0 in the config picks a free one). */
+  address: string;
+  close(): Promise<void>;
+}
+
+/** /metrics, /-/healthy, /-/ready, /status, / — nothing else. */
+export async function startServer(opts: ServerOptions): Promise<HttpServer> {
+  const { host, port } = splitAddress(opts.listenAddress);
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
+      return;
+    }
+    const send = (status: number, type: string, body: string) => {
+      // Everything leaving the process is scrubbed; the text never held a secret, this is the last guard.
+      res.writeHead(status, { "content-type": type, "cache-control": "no-store" }).end(req.method === "HEAD" ? undefined : scrub(body));
+    };
+    switch (path) {
+      case "/metrics":
+        opts.metrics.text().then(
+          (text) => send(200, opts.metrics.registry.contentType, text),
+          (err: unknown) => send(500, "text/plain", `metrics: ${err instanceof Error ? err.message : String(err)}\n`),
+        );
+        return;
+      case "/-/healthy":
+        send(200, "text/plain; charset=utf-8", "Healthy\n");
+        return;
+      case "/-/ready":
+        if (opts.ready()) send(200, "text/plain; charset=utf-8", "Ready\n");
+        else send(503, "text/plain; charset=utf-8", "Not ready: first round of probes still running\n");
+        return;
+      case "/status":
+        send(200, "application/json", `${JSON.stringify(opts.status, null, 2)}\n`);
+        return;
+      case "/":
+        send(200, "text/html; charset=utf-8", renderStatusPage(opts.status));
+        return;
+      default:
+        send(404, "text/plain; charset=utf-8", "not found: try /metrics, /status, /-/healthy, /-/ready\n");
+    }
+  });
+  server.keepAliveTimeout = 65_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as AddressInfo;
+  return {
+    server,
+    address: `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export function splitAddress(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(":");
+  const host = address.slice(0, i).replace(/^\[|\]$/g, "");
+  return { host: host === "" ? "0.0.0.0" : host, port: Number(address.slice(i + 1)) };
+}

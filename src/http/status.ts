@@ -1,0 +1,112 @@
+import type { CredentialCheckView } from "./status-types.js";
+import type { ProbeResult, Runner } from "../types.js";
+
+export type { CredentialCheckView };
+
+/** A credential as /status shows it: where it is and whose, never its secret. */
+export interface CredentialView {
+  runner: string;
+  registry: string;
+  username: string;
+  kind: string;
+  secret_type: string;
+  source: string;
+  error?: string;
+  reason?: string;
+}
+
+export interface RunnerView {
+  name: string;
+  mode: string;
+  source: string;
+  docker_host: string;
+  docker_config: string | null;
+  images: string[];
+  credentials: CredentialView[];
+}
+
+const HISTORY = 10;
+
+/** What /status and / show: runners, credentials, the last results with their logs, and a short history. */
+export class StatusStore {
+  readonly startedAt = Date.now();
+  configFile = "";
+  runners: RunnerView[] = [];
+  /** Bad inputs found while planning (a config.toml that does not parse…), one line each. */
+  inputErrors: string[] = [];
+  readonly #results = new Map<string, ProbeResult[]>();
+  readonly #checks = new Map<string, CredentialCheckView>();
+
+  setRunners(runners: Runner[], credentials: Map<string, CredentialView[]>): void {
+    this.runners = runners.map((r) => ({
+      name: r.name,
+      mode: r.mode,
+      source: r.source,
+      docker_host: r.dockerHost,
+      docker_config: r.dockerConfig ?? null,
+      images: r.images,
+      credentials: credentials.get(r.name) ?? [],
+    }));
+  }
+
+  record(key: string, result: ProbeResult): void {
+    const history = this.#results.get(key) ?? [];
+    history.unshift(result);
+    history.length = Math.min(history.length, HISTORY);
+    this.#results.set(key, history);
+  }
+
+  recordCheck(key: string, check: CredentialCheckView): void {
+    this.#checks.set(key, check);
+  }
+
+  /** Forget tasks that no longer exist. */
+  retain(keys: Set<string>): void {
+    for (const key of this.#results.keys()) if (!keys.has(key)) this.#results.delete(key);
+    for (const key of this.#checks.keys()) if (!keys.has(key)) this.#checks.delete(key);
+  }
+
+  latest(): ProbeResult[] {
+    return [...this.#results.values()].flatMap((h) => (h[0] ? [h[0]] : []));
+  }
+
+  toJSON(): unknown {
+    return {
+      config_file: this.configFile,
+      started_at: new Date(this.startedAt).toISOString(),
+      input_errors: this.inputErrors,
+      runners: this.runners,
+      probes: [...this.#results.entries()].map(([key, history]) => ({
+        key,
+        last: history[0] ? view(history[0]) : null,
+        history: history.map((r) => ({ success: r.success, reason: r.reason ?? null, at: new Date(r.startedAt).toISOString(), duration_seconds: round(r.durationSeconds) })),
+      })),
+      credential_checks: [...this.#checks.values()],
+    };
+  }
+}
+
+function view(r: ProbeResult): Record<string, unknown> {
+  return {
+    probe: r.probe,
+    runner: r.runner,
+    target: r.target,
+    success: r.success,
+    reason: r.reason ?? null,
+    error: r.error ?? null,
+    started_at: new Date(r.startedAt).toISOString(),
+    duration_seconds: round(r.durationSeconds),
+    ...(r.bytes !== undefined ? { bytes: r.bytes } : {}),
+    ...(r.queuedSeconds !== undefined ? { queued_seconds: r.queuedSeconds } : {}),
+    ...(r.stages ? { stages: r.stages } : {}),
+    ...(r.jobs ? { jobs: r.jobs } : {}),
+    ...(r.credential
+      ? { credential: { registry: r.credential.registry, username: r.credential.username, kind: r.credential.kind, secret_type: r.credential.secretType, source: r.credential.source } }
+      : {}),
+    log: r.log,
+  };
+}
+
+function round(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}

@@ -1,0 +1,180 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { CanaryJob, Credential, ProbeResult } from "../types.js";
+import { VERSION } from "../version.js";
+
+/** A credential's owner facts, as the credential checks found them. */
+export interface OwnerFacts {
+  runner: string;
+  registry: string;
+  username: string;
+  state: string;
+  /** Epoch seconds. */
+  expiresAt?: number;
+}
+
+type Labels = Record<string, string>;
+type AnyMetric = Gauge<string> | Counter<string> | Histogram<string>;
+
+/**
+ * The metrics of SPEC.md on an explicit Registry. Every series is recorded
+ * under an owner key (a probe task, a runner's credentials, a registry) so
+ * that when the owner disappears its series go with it.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #owned = new Map<string, Map<string, { metric: AnyMetric; labels: Labels }>>();
+
+  readonly loginSuccess = this.#gauge("ci_prober_login_success", "1 if the last docker login by this runner to this registry succeeded.", ["runner", "registry"]);
+  readonly loginDuration = this.#histogram("ci_prober_login_duration_seconds", "Duration of login probes.", ["runner", "registry"], [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
+  readonly pullSuccess = this.#gauge("ci_prober_pull_success", "1 if the last pull of this image by this runner succeeded.", ["runner", "image"]);
+  readonly pullDuration = this.#histogram("ci_prober_pull_duration_seconds", "Duration of pull probes.", ["runner", "image"], [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]);
+  readonly pullBytes = this.#gauge("ci_prober_pull_bytes", "Bytes fetched by the last pull of this image by this runner.", ["runner", "image"]);
+  readonly canarySuccess = this.#gauge("ci_prober_canary_success", "1 if the last canary (local job or GitLab pipeline job) on this runner succeeded.", ["runner", "canary"]);
+  readonly canaryDuration = this.#histogram("ci_prober_canary_duration_seconds", "Duration of canary runs.", ["runner", "canary"], [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800]);
+  readonly canaryQueued = this.#gauge("ci_prober_canary_queued_seconds", "Seconds the last canary job waited for this runner.", ["runner", "canary"]);
+  readonly failures = new Counter({
+    name: "ci_prober_probe_failures_total",
+    help: "Probe failures by reason.",
+    labelNames: ["probe", "runner", "target", "reason"],
+    registers: [this.registry],
+  });
+  readonly lastRun = this.#gauge("ci_prober_probe_last_run_timestamp_seconds", "When this probe last finished, epoch seconds.", ["probe", "runner", "target"]);
+  readonly credentialInfo = this.#gauge("ci_prober_credential_info", "A credential a runner holds and where it is stored; always 1.", ["runner", "registry", "source", "username", "kind"]);
+  readonly ownerState = this.#gauge("ci_prober_credential_owner_state", "State of the credential's owner in GitLab; always 1.", ["runner", "registry", "username", "state"]);
+  readonly credentialExpiry = this.#gauge("ci_prober_credential_expiry_timestamp_seconds", "When the credential's token expires, epoch seconds.", ["runner", "registry"]);
+  readonly certExpiry = this.#gauge("ci_prober_tls_cert_expiry_timestamp_seconds", "When the registry's TLS certificate expires, epoch seconds.", ["registry"]);
+  readonly buildInfo = this.#gauge("ci_prober_build_info", "Build information; always 1.", ["version", "node_version"]);
+
+  constructor() {
+    this.buildInfo.set({ version: VERSION, node_version: process.version }, 1);
+  }
+
+  /** Record one probe result. `owner` is the task key; for a GitLab canary each job's runner gets its own series. */
+  recordResult(owner: string, result: ProbeResult): void {
+    const { probe, runner, target } = result;
+    const finished = (result.startedAt + result.durationSeconds * 1000) / 1000;
+    this.#set(owner, this.lastRun, { probe, runner, target }, finished);
+    // A GitLab canary (any canary but "local") is one pipeline for many runners: its series are per job runner.
+    const pipeline = probe === "canary" && target !== "local";
+    if (pipeline) {
+      this.#recordJobs(owner, target, result);
+      return;
+    }
+    if (!result.success && result.reason) {
+      const labels = { probe, runner, target, reason: result.reason };
+      this.failures.inc(labels);
+      this.#own(owner, this.failures, labels);
+    }
+    const ok = result.success ? 1 : 0;
+    switch (probe) {
+      case "login":
+        this.#set(owner, this.loginSuccess, { runner, registry: target }, ok);
+        this.#observe(owner, this.loginDuration, { runner, registry: target }, result.durationSeconds);
+        break;
+      case "pull":
+        this.#set(owner, this.pullSuccess, { runner, image: target }, ok);
+        this.#observe(owner, this.pullDuration, { runner, image: target }, result.durationSeconds);
+        if (result.bytes !== undefined) this.#set(owner, this.pullBytes, { runner, image: target }, result.bytes);
+        break;
+      case "canary":
+        this.#set(owner, this.canarySuccess, { runner, canary: target }, ok);
+        this.#observe(owner, this.canaryDuration, { runner, canary: target }, result.durationSeconds);
+        if (result.queuedSeconds !== undefined) this.#set(owner, this.canaryQueued, { runner, canary: target }, result.queuedSeconds);
+        break;
+    }
+  }
+
+  /**
+   * A GitLab canary pipeline: one series per runner that ran a job ("none" for
+   * jobs no runner picked, and for a pipeline that could not be created).
+   */
+  #recordJobs(owner: string, canary: string, result: ProbeResult): void {
+    const byRunner = new Map<string, CanaryJob[]>();
+    for (const job of result.jobs ?? []) {
+      const runner = job.runner ?? "none";
+      byRunner.set(runner, [...(byRunner.get(runner) ?? []), job]);
+    }
+    if (byRunner.size === 0) byRunner.set("none", []);
+    for (const [runner, jobs] of byRunner) {
+      const ok = jobs.length > 0 && jobs.every((j) => j.status === "success");
+      this.#set(owner, this.canarySuccess, { runner, canary }, ok ? 1 : 0);
+      const duration = jobs.length > 0 ? Math.max(0, ...jobs.map((j) => j.durationSeconds ?? 0)) : result.durationSeconds;
+      this.#observe(owner, this.canaryDuration, { runner, canary }, duration);
+      this.#set(owner, this.canaryQueued, { runner, canary }, Math.max(0, ...jobs.map((j) => j.queuedSeconds ?? 0)));
+      this.#set(owner, this.lastRun, { probe: "canary", runner, target: canary }, Date.now() / 1000);
+      if (!ok) {
+        const labels = { probe: "canary", runner, target: canary, reason: result.reason ?? "pipeline_failed" };
+        this.failures.inc(labels);
+        this.#own(owner, this.failures, labels);
+      }
+    }
+  }
+
+  /** Replace the credential_info series of one runner. */
+  setCredentials(runner: string, credentials: Credential[]): void {
+    const owner = `credentials|${runner}`;
+    this.drop(owner);
+    for (const c of credentials) {
+      this.#set(owner, this.credentialInfo, { runner, registry: c.registry, source: c.source, username: c.username, kind: c.kind }, 1);
+    }
+  }
+
+  /** Replace the owner facts of one runner's credential. */
+  setOwnerFacts(facts: OwnerFacts): void {
+    const owner = `owner|${facts.runner}|${facts.registry}`;
+    this.drop(owner);
+    this.#set(owner, this.ownerState, { runner: facts.runner, registry: facts.registry, username: facts.username, state: facts.state }, 1);
+    if (facts.expiresAt !== undefined) this.#set(owner, this.credentialExpiry, { runner: facts.runner, registry: facts.registry }, facts.expiresAt);
+  }
+
+  setCertExpiry(registry: string, notAfterSeconds: number | undefined): void {
+    const owner = `tls|${registry}`;
+    this.drop(owner);
+    if (notAfterSeconds !== undefined) this.#set(owner, this.certExpiry, { registry }, notAfterSeconds);
+  }
+
+  /** Remove every series recorded under an owner key (a vanished task, runner or registry). */
+  drop(owner: string): void {
+    const series = this.#owned.get(owner);
+    if (!series) return;
+    for (const { metric, labels } of series.values()) metric.remove(labels);
+    this.#owned.delete(owner);
+  }
+
+  /** Owner keys with a prefix, e.g. every "owner|runner|…" to drop those of a vanished runner. */
+  owners(prefix: string): string[] {
+    return [...this.#owned.keys()].filter((k) => k.startsWith(prefix));
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  #set(owner: string, metric: Gauge<string>, labels: Labels, value: number): void {
+    metric.set(labels, value);
+    this.#own(owner, metric, labels);
+  }
+
+  #observe(owner: string, metric: Histogram<string>, labels: Labels, value: number): void {
+    metric.observe(labels, value);
+    this.#own(owner, metric, labels);
+  }
+
+  #own(owner: string, metric: AnyMetric, labels: Labels): void {
+    let series = this.#owned.get(owner);
+    if (!series) {
+      series = new Map();
+      this.#owned.set(owner, series);
+    }
+    // Another owner may hold the same series (a runner listed twice); the last writer owns it.
+    series.set(`${(metric as unknown as { name: string }).name}${JSON.stringify(labels)}`, { metric, labels });
+  }
+
+  #gauge(name: string, help: string, labelNames: string[]): Gauge<string> {
+    return new Gauge({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  #histogram(name: string, help: string, labelNames: string[], buckets: number[]): Histogram<string> {
+    return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+}

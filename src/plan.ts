@@ -1,0 +1,217 @@
+import type { Config, GitlabCanaryConfig, GitlabConfig } from "./config/resolve.js";
+import { ANY_REGISTRY, credentialFor, expandRunners, runnerCredentials } from "./credentials/index.js";
+import { credentialRow } from "./credentials/format.js";
+import { oneLine } from "./errors.js";
+import { parseImageRef } from "./image.js";
+import type { Logger } from "./log.js";
+import { PROBES } from "./probes/index.js";
+import { ProbeLog, type ProbeContext } from "./probes/types.js";
+import type { CredentialCheck } from "./probes/credential-check.js";
+import { registryScheme } from "./registry/client.js";
+import type { Task } from "./scheduler.js";
+import type { CredentialView } from "./http/status.js";
+import type { Credential, ProbeKind, ProbeResult, Runner } from "./types.js";
+
+/** Where results go: metrics, /status, the log — or, for `once`, a list. */
+export interface Sink {
+  result(key: string, result: ProbeResult): void;
+  /** A credential's owner facts (daemon only). */
+  check?(key: string, check: CredentialCheck): void;
+  /** A registry's certificate expiry, epoch ms, undefined for plain HTTP (daemon only). */
+  cert?(registry: string, notAfterMs: number | undefined): void;
+}
+
+export interface Plan {
+  runners: Runner[];
+  credentials: Map<string, Credential[]>;
+  tasks: Task[];
+  /** One line per bad input (a config.toml that does not parse, an image that is not a reference…). */
+  errors: string[];
+}
+
+export interface PlanOptions {
+  config: Config;
+  logger: Logger;
+  sink: Sink;
+  signal: AbortSignal;
+  /** Also plan the credential and certificate checks (the daemon does; `once` runs probes only). */
+  checks?: boolean;
+}
+
+/**
+ * Read the runners and their credentials afresh and turn them into tasks: a
+ * login per registry a runner holds a credential for or pulls from, a pull per
+ * image, a local canary per engine-mode runner, the GitLab canary, and the
+ * credential and certificate checks. Bad input of one runner never hides the others.
+ */
+export async function plan({ config, logger, sink, signal, checks = false }: PlanOptions): Promise<Plan> {
+  const { runners, errors: runnerErrors } = await expandRunners(config);
+  const errors = runnerErrors.map((e) => e.message);
+  const credentials = new Map<string, Credential[]>();
+  await Promise.all(
+    runners.map(async (runner) => {
+      const creds = await runnerCredentials(runner, { signal, helperTimeoutMs: config.helperTimeoutMs });
+      credentials.set(runner.name, creds);
+      for (const c of creds) if (c.error) errors.push(c.error.message);
+    }),
+  );
+  const tasks: Task[] = [];
+  for (const runner of runners) {
+    const interval = runner.intervalMs ?? config.intervalMs;
+    const timeout = runner.timeoutMs ?? config.timeoutMs;
+    // A whole file that could not be read stands under ANY_REGISTRY: it is reported, not a login target.
+    const registries = new Set((credentials.get(runner.name) ?? []).map((c) => c.registry).filter((r) => r !== ANY_REGISTRY));
+    const images: string[] = [];
+    for (const image of runner.images) {
+      try {
+        registries.add(parseImageRef(image).registry);
+        images.push(image);
+      } catch (err) {
+        errors.push(`${runner.source}: images: ${oneLine(err)}`);
+      }
+    }
+    const add = (probe: ProbeKind, target: string, group: string, intervalMs = interval, timeoutMs = timeout) =>
+      tasks.push(probeTask({ config, logger, sink, runner, probe, target, group, intervalMs, timeoutMs }));
+    for (const registry of registries) add("login", registry, registry);
+    for (const image of images) add("pull", image, parseImageRef(image).registry);
+    const local = config.canary.local;
+    if (local && runner.mode === "engine" && (local.runners === undefined || local.runners.includes(runner.name))) {
+      add("canary", "local", parseImageRef(local.image).registry, local.intervalMs ?? interval, local.timeoutMs ?? timeout);
+    }
+  }
+  const gitlabCanary = config.canary.gitlab;
+  if (gitlabCanary) tasks.push(gitlabCanaryTask(config, gitlabCanary, logger, sink));
+  if (checks && sink.check && config.gitlab) {
+    for (const runner of runners) {
+      const creds = (credentials.get(runner.name) ?? []).filter((c) => !c.error);
+      if (creds.length > 0) tasks.push(credentialCheckTask(config, config.gitlab, runner, creds, logger, sink));
+    }
+  }
+  if (checks && sink.cert) {
+    for (const registry of tlsRegistries(config, credentials, runners)) tasks.push(certificateTask(config, registry, sink));
+  }
+  return { runners, credentials, tasks, errors };
+}
+
+function gitlabCanaryTask(config: Config, cfg: GitlabCanaryConfig, logger: Logger, sink: Sink): Task {
+  const key = `canary|gitlab|${cfg.project}`;
+  return {
+    key,
+    intervalMs: cfg.intervalMs,
+    ...(cfg.schedule !== undefined ? { schedule: cfg.schedule } : {}),
+    // The canary cancels its pipeline at its own timeout; the task's deadline leaves room for that.
+    timeoutMs: cfg.timeoutMs + 30_000,
+    group: `gitlab|${cfg.url}`,
+    async run(signal) {
+      const { gitlabCanary, gitlabCanaryRunner } = await import("./probes/canary-gitlab.js");
+      const runner = gitlabCanaryRunner(cfg);
+      const result = await gitlabCanary({
+        config,
+        runner,
+        target: cfg.project,
+        signal,
+        log: new ProbeLog(),
+        logger,
+        credentialFor: async () => undefined,
+      });
+      sink.result(key, result);
+    },
+  };
+}
+
+function credentialCheckTask(config: Config, gitlab: GitlabConfig, runner: Runner, creds: Credential[], logger: Logger, sink: Sink): Task {
+  return {
+    key: `check|${runner.name}`,
+    intervalMs: gitlab.intervalMs,
+    timeoutMs: config.timeoutMs,
+    group: `gitlab|${gitlab.url}`,
+    async run(signal) {
+      const [{ GitlabClient }, { checkCredential }] = await Promise.all([import("./gitlab/client.js"), import("./probes/credential-check.js")]);
+      const client = new GitlabClient({ url: gitlab.url, ...(gitlab.token ? { token: gitlab.token } : {}), ...(gitlab.ca !== undefined ? { ca: gitlab.ca } : {}), logger });
+      for (const c of creds) {
+        const check = await checkCredential(client, c, signal, logger);
+        sink.check?.(`check|${runner.name}|${c.registry}`, check);
+      }
+    },
+  };
+}
+
+function certificateTask(config: Config, registry: string, sink: Sink): Task {
+  return {
+    key: `tls|${registry}`,
+    intervalMs: Math.max(config.intervalMs, 60_000),
+    timeoutMs: config.timeoutMs,
+    group: registry,
+    async run(signal) {
+      const { certificateExpiry } = await import("./registry/tls.js");
+      const ca = config.registries[registry]?.ca;
+      const found = await certificateExpiry(registry, { signal, ...(ca !== undefined ? { ca } : {}) });
+      sink.cert?.(registry, found?.notAfter);
+    },
+  };
+}
+
+interface ProbeTaskOptions {
+  config: Config;
+  logger: Logger;
+  sink: Sink;
+  runner: Runner;
+  probe: ProbeKind;
+  target: string;
+  group: string;
+  intervalMs: number;
+  timeoutMs: number;
+}
+
+export function probeTask(o: ProbeTaskOptions): Task {
+  const key = `${o.probe}|${o.runner.name}|${o.target}`;
+  return {
+    key,
+    intervalMs: o.intervalMs,
+    group: o.group,
+    ...(o.config.schedule !== undefined ? { schedule: o.config.schedule } : {}),
+    timeoutMs: o.timeoutMs,
+    async run(signal) {
+      // The credential the probe used goes with its result, so a failure names the user and the file.
+      let used: Credential | undefined;
+      const ctx: ProbeContext = {
+        config: o.config,
+        runner: o.runner,
+        target: o.target,
+        signal,
+        log: new ProbeLog(),
+        logger: o.logger,
+        credentialFor: async (registry) => {
+          used = await credentialFor(o.runner, registry, { signal, helperTimeoutMs: o.config.helperTimeoutMs });
+          return used;
+        },
+      };
+      const result = await PROBES[o.probe](ctx);
+      if (used && !result.credential) {
+        result.credential = { registry: used.registry, username: used.username, kind: used.kind, source: used.source, secretType: used.secretType };
+      }
+      o.sink.result(key, result);
+    },
+  };
+}
+
+/** The credential rows of SPEC.md's `credentials --json`, for /status. */
+export function credentialViews(credentials: Credential[]): CredentialView[] {
+  return credentials.map((c) => credentialRow(c) as CredentialView);
+}
+
+/** Registries spoken to over TLS: their certificates are worth watching. */
+export function tlsRegistries(config: Config, credentials: Map<string, Credential[]>, runners: Runner[]): string[] {
+  const all = new Set<string>();
+  for (const creds of credentials.values()) for (const c of creds) if (c.registry !== ANY_REGISTRY) all.add(c.registry);
+  for (const r of runners) {
+    for (const image of r.images) {
+      try {
+        all.add(parseImageRef(image).registry);
+      } catch {
+        // reported by plan()
+      }
+    }
+  }
+  return [...all].filter((r) => registryScheme(r, config.registries[r]) === "https");
+}

@@ -1,0 +1,58 @@
+import type { Config } from "../../src/config/resolve.js";
+import { ProbeLog, type ProbeContext } from "../../src/probes/types.js";
+import { silentLogger } from "../../src/log.js";
+import { Secret } from "../../src/secret.js";
+import type { Credential, Runner } from "../../src/types.js";
+
+export const RUNNER: Runner = { name: "runner-a", mode: "direct", source: "test#runners[0]", dockerHost: "unix:///nonexistent.sock", images: [] };
+
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return {
+    file: "test",
+    intervalMs: 60_000,
+    timeoutMs: 10_000,
+    concurrency: 1,
+    listenAddress: "127.0.0.1:0",
+    images: [],
+    platform: "linux/amd64",
+    helperTimeoutMs: 5_000,
+    logLevel: "info",
+    runners: [],
+    canary: {},
+    registries: {},
+    ...overrides,
+  };
+}
+
+export function passwordCredential(registry: string, username: string, password: string, secretType: Credential["secretType"] = "password"): Credential {
+  return {
+    runner: RUNNER.name,
+    registry,
+    username,
+    secretType,
+    kind: "unknown",
+    source: `/home/gitlab-runner/.docker/config.json#auths["${registry}"]`,
+    secret: new Secret(password),
+  };
+}
+
+export interface ContextSpec {
+  target: string;
+  credential?: Credential;
+  config?: Config;
+  timeoutMs?: number;
+}
+
+/** A probe context as the scheduler builds one, with a credential fixed by the test. */
+export function probeContext(spec: ContextSpec): ProbeContext {
+  const config = spec.config ?? testConfig();
+  return {
+    config,
+    runner: RUNNER,
+    target: spec.target,
+    signal: AbortSignal.timeout(spec.timeoutMs ?? config.timeoutMs),
+    log: new ProbeLog(),
+    logger: silentLogger,
+    credentialFor: async (registry) => (spec.credential?.registry === registry ? spec.credential : undefined),
+  };
+}

@@ -1,0 +1,60 @@
+import { describe, expect, test } from "vitest";
+import { Metrics } from "../../../src/metrics/index.js";
+import type { ProbeResult } from "../../../src/types.js";
+import { parseMetrics, select } from "../../helpers/metrics.js";
+
+function result(over: Partial<ProbeResult>): ProbeResult {
+  return { probe: "login", runner: "r1", target: "registry.example.jp", success: true, durationSeconds: 0.2, startedAt: 1_800_000_000_000, log: [], ...over };
+}
+
+async function samples(m: Metrics) {
+  return parseMetrics(await m.text());
+}
+
+describe("Metrics", () => {
+  test("a failed login sets success 0, counts the reason, and stamps the last run", async () => {
+    const m = new Metrics();
+    m.recordResult("login|r1|registry.example.jp", result({ success: false, reason: "unauthorized" }));
+    const s = await samples(m);
+    expect(select(s, "ci_prober_login_success").map((x) => [x.labels, x.value])).toEqual([[{ runner: "r1", registry: "registry.example.jp" }, 0]]);
+    expect(select(s, "ci_prober_probe_failures_total").map((x) => [x.labels, x.value])).toEqual([
+      [{ probe: "login", runner: "r1", target: "registry.example.jp", reason: "unauthorized" }, 1],
+    ]);
+    expect(select(s, "ci_prober_probe_last_run_timestamp_seconds").map((x) => x.value)).toEqual([1_800_000_000.2]);
+    expect(select(s, "ci_prober_login_duration_seconds_count").map((x) => x.value)).toEqual([1]);
+  });
+
+  test("drop() removes every series of a vanished task, and only those", async () => {
+    const m = new Metrics();
+    m.recordResult("pull|r1|img", result({ probe: "pull", target: "registry.example.jp/ci/a:1", success: false, reason: "not_found" }));
+    m.recordResult("pull|r2|img", result({ probe: "pull", runner: "r2", target: "registry.example.jp/ci/a:1", bytes: 42 }));
+    m.drop("pull|r1|img");
+    const s = await samples(m);
+    expect(s.filter((x) => x.labels.runner === "r1")).toEqual([]);
+    expect(select(s, "ci_prober_pull_bytes").map((x) => [x.labels, x.value])).toEqual([[{ runner: "r2", image: "registry.example.jp/ci/a:1" }, 42]]);
+  });
+
+  test("a GitLab canary that could not create its pipeline reads 0 under runner none with its reason, counted once", async () => {
+    const m = new Metrics();
+    m.recordResult("canary|gitlab|ci/canary", result({ probe: "canary", runner: "gitlab", target: "ci/canary", success: false, reason: "unauthorized" }));
+    const s = await samples(m);
+    expect(select(s, "ci_prober_canary_success").map((x) => [x.labels, x.value])).toEqual([[{ runner: "none", canary: "ci/canary" }, 0]]);
+    expect(select(s, "ci_prober_probe_failures_total").map((x) => [x.labels, x.value])).toEqual([
+      [{ probe: "canary", runner: "none", target: "ci/canary", reason: "unauthorized" }, 1],
+    ]);
+  });
+
+  test("setCredentials replaces a runner's credential_info series; owner facts carry state and expiry", async () => {
+    const m = new Metrics();
+    const cred = { runner: "r1", registry: "registry.example.jp", username: "t.yamada", secretType: "password" as const, kind: "personal" as const, source: "/home/gitlab-runner/.docker/config.json#auths[\"registry.example.jp\"]" };
+    m.setCredentials("r1", [cred]);
+    m.setCredentials("r1", [{ ...cred, username: "gitlab+deploy-token-3", kind: "deploy_token" }]);
+    m.setOwnerFacts({ runner: "r1", registry: "registry.example.jp", username: "gitlab+deploy-token-3", state: "active", expiresAt: 1_900_000_000 });
+    const s = await samples(m);
+    expect(select(s, "ci_prober_credential_info").map((x) => x.labels)).toEqual([
+      { runner: "r1", registry: "registry.example.jp", source: cred.source, username: "gitlab+deploy-token-3", kind: "deploy_token" },
+    ]);
+    expect(select(s, "ci_prober_credential_owner_state").map((x) => x.labels.state)).toEqual(["active"]);
+    expect(select(s, "ci_prober_credential_expiry_timestamp_seconds").map((x) => x.value)).toEqual([1_900_000_000]);
+  });
+});
