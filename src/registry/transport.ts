@@ -7,8 +7,8 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import { rootCertificates } from "node:tls";
 import { HttpStatusError, ProbeError } from "../reasons.js";
+import { trustFor } from "./pool.js";
 import { errorBodySchema } from "./schema.js";
 
 export interface HttpResponse {
@@ -37,26 +37,33 @@ export const MAX_REDIRECTS = 5;
 export const USER_AGENT = "ci-prober";
 
 /**
- * Keep-alive agents for one probe; close() destroys every socket so nothing
- * outlives it. A configured CA is trusted beside the public roots, not instead
- * of them: like Docker, the same trust serves the registry, its token realm
- * (often a GitLab behind the same company CA) and blob storage it redirects to.
+ * One probe's handle on the shared keep-alive agents of its registry's trust
+ * (pool.ts): connections outlive the probe and serve the next one; what the
+ * probe must not leave behind is an answer it never read, which would hold
+ * its socket busy. close() destroys every body still unread.
  */
 export class Agents {
-  readonly #http = new HttpAgent({ keepAlive: true, maxSockets: 4 });
-  readonly #https: HttpsAgent;
+  readonly #agents: { http: HttpAgent; https: HttpsAgent };
+  readonly #open = new Set<IncomingMessage>();
 
   constructor(ca: string | undefined) {
-    this.#https = new HttpsAgent({ keepAlive: true, maxSockets: 4, ...(ca !== undefined ? { ca: [...rootCertificates, ca] } : {}) });
+    this.#agents = trustFor(ca).agents;
   }
 
   for(url: URL): HttpAgent | HttpsAgent {
-    return url.protocol === "http:" ? this.#http : this.#https;
+    return url.protocol === "http:" ? this.#agents.http : this.#agents.https;
+  }
+
+  /** Watch a body until it has been read or destroyed. */
+  track(body: IncomingMessage): void {
+    if (body.complete || body.destroyed) return;
+    this.#open.add(body);
+    body.once("close", () => this.#open.delete(body));
   }
 
   close(): void {
-    this.#http.destroy();
-    this.#https.destroy();
+    for (const body of this.#open) body.destroy();
+    this.#open.clear();
   }
 }
 
@@ -84,14 +91,29 @@ export function isRedirect(status: number): boolean {
 
 function sendOnce(agents: Agents, url: URL, init: SendInit & { headers: Record<string, string> }): Promise<HttpResponse> {
   init.signal.throwIfAborted();
+  const method = init.method ?? "GET";
   const requestFn = url.protocol === "https:" ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = requestFn(url, { method: init.method ?? "GET", headers: init.headers, agent: agents.for(url), signal: init.signal }, (res) => {
+    const req = requestFn(url, { method, headers: init.headers, agent: agents.for(url), signal: init.signal }, (res) => {
+      agents.track(res);
       resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url, signal: init.signal });
     });
-    req.once("error", (err) => reject(requestFailed(endpointOf(init.method ?? "GET", url), err)));
+    req.once("error", (err) => {
+      // A kept-alive socket the far end closed while idle fails before any answer: send once more on a fresh one
+      // (GET and HEAD only, as Go's and undici's clients do).
+      if (req.reusedSocket && !init.signal.aborted && (method === "GET" || method === "HEAD") && isResetBeforeAnswer(err)) {
+        sendOnce(agents, url, init).then(resolve, reject);
+        return;
+      }
+      reject(requestFailed(endpointOf(method, url), err));
+    });
     req.end(init.body);
   });
+}
+
+function isResetBeforeAnswer(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === "ECONNRESET" || code === "EPIPE";
 }
 
 /** Throw the body away without keeping the connection busy: drain a small one, destroy a large or unknown one. */

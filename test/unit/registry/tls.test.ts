@@ -10,6 +10,7 @@ import { runProbe } from "../../../src/probes/run.js";
 import { RegistryClient } from "../../../src/registry/client.js";
 import { parseImageRef } from "../../../src/image.js";
 import { classify } from "../../../src/probes/classify.js";
+import { secureContextCount, trustFor } from "../../../src/registry/pool.js";
 import { streamGet } from "../../../src/registry/rawget.js";
 import { certificateExpiry } from "../../../src/registry/tls.js";
 import { probeContext } from "../../helpers/registry.js";
@@ -142,6 +143,17 @@ describe("the registry client over HTTPS", () => {
     const err = await streamGet(url, endpoint, { signal: AbortSignal.timeout(5_000), onBody: () => undefined, userAgent: "test" }).catch((e: unknown) => e);
     expect(classify(err)).toBe("tls");
     expect((err as Error).message).toBe(`${endpoint}: self-signed certificate`);
+  });
+
+  test("every connection under one CA, of every probe, uses one secure context built once", async () => {
+    const context = trustFor(cert).context;
+    const count = secureContextCount();
+    for (let i = 0; i < 3; i++) {
+      const result = await withClient(cert, async (client) => ({ bytes: (await client.pull(parseImageRef(`${host}/tls/app:latest`), { os: "linux", architecture: "amd64" })).bytes }));
+      expect(result.success).toBe(true);
+    }
+    expect(trustFor(cert).context).toBe(context);
+    expect(secureContextCount()).toBe(count);
   });
 
   test("trusts the registry's configured CA", async () => {
