@@ -1,4 +1,5 @@
 import cron, { type ScheduledTask } from "node-cron";
+import { deadline } from "./deadline.js";
 import type { Logger } from "./log.js";
 
 /** One thing to run periodically: a probe of one target for one runner, a canary, a credential check. */
@@ -157,24 +158,27 @@ export class Scheduler {
   async #runGuarded(loop: Loop): Promise<void> {
     const { task } = loop;
     loop.running = true;
-    const waitLimit = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(Math.max(task.intervalMs, task.timeoutMs))]);
+    const waitLimit = deadline(Math.max(task.intervalMs, task.timeoutMs), this.#stop.signal);
     let release: (() => void) | undefined;
     let releaseGroup: (() => void) | undefined;
     try {
-      if (task.group !== undefined) releaseGroup = await this.#group(task.group).acquire(waitLimit);
-      release = await this.#slots.acquire(waitLimit);
+      if (task.group !== undefined) releaseGroup = await this.#group(task.group).acquire(waitLimit.signal);
+      release = await this.#slots.acquire(waitLimit.signal);
     } catch {
       releaseGroup?.();
       loop.running = false;
       if (!this.#stop.signal.aborted) this.#logger.warn({ task: task.key }, "probe skipped: no concurrency slot within one period");
       return;
+    } finally {
+      waitLimit.dispose();
     }
-    const signal = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(task.timeoutMs)]);
+    const limit = deadline(task.timeoutMs, this.#stop.signal);
     try {
-      await task.run(signal);
+      await task.run(limit.signal);
     } catch (err) {
       this.#logger.error({ task: task.key, err: err instanceof Error ? err.message : String(err) }, "task failed");
     } finally {
+      limit.dispose();
       release();
       releaseGroup?.();
       loop.running = false;

@@ -1,5 +1,6 @@
 import { EMBEDDED_DEFAULT, type Config } from "../config/resolve.js";
 import { expandRunners, runnerCredentials } from "../credentials/index.js";
+import { withDeadline } from "../deadline.js";
 import { formatDuration } from "../duration.js";
 import { table } from "./table.js";
 
@@ -8,7 +9,9 @@ export async function checkConfigCommand(config: Config): Promise<number> {
   const { runners, errors } = await expandRunners(config);
   const messages = errors.map((e) => e.message);
   for (const runner of runners) {
-    const creds = await runnerCredentials(runner, { signal: AbortSignal.timeout(config.helperTimeoutMs * 2 + 1000), helperTimeoutMs: config.helperTimeoutMs });
+    const helperTimeoutMs = config.helperTimeoutMs;
+    const read = (signal: AbortSignal) => runnerCredentials(runner, { signal, helperTimeoutMs });
+    const creds = await withDeadline(helperTimeoutMs * 2 + 1000, undefined, read);
     for (const c of creds) if (c.error) messages.push(c.error.message);
   }
   const source = config.file === EMBEDDED_DEFAULT ? "embedded default (runners discovered on this host)" : config.file;

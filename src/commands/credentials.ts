@@ -1,5 +1,6 @@
 import type { Config, GitlabConfig } from "../config/resolve.js";
 import { expandRunners, runnerCredentials } from "../credentials/index.js";
+import { withDeadline } from "../deadline.js";
 import { credentialRow } from "../credentials/format.js";
 import type { Credential } from "../types.js";
 import { table } from "./table.js";
@@ -14,7 +15,9 @@ export async function credentialsCommand(config: Config, json: boolean): Promise
   const messages = errors.map((e) => e.message);
   let all: Credential[] = [];
   for (const runner of runners) {
-    const creds = await runnerCredentials(runner, { signal: AbortSignal.timeout(config.helperTimeoutMs * 2 + 1000), helperTimeoutMs: config.helperTimeoutMs });
+    const helperTimeoutMs = config.helperTimeoutMs;
+    const read = (signal: AbortSignal) => runnerCredentials(runner, { signal, helperTimeoutMs });
+    const creds = await withDeadline(helperTimeoutMs * 2 + 1000, undefined, read);
     for (const c of creds) {
       all.push(c);
       if (c.error) messages.push(c.error.message);
@@ -42,7 +45,7 @@ async function withOwnerKinds(config: Config, gitlab: GitlabConfig, creds: Crede
     return await Promise.all(
       creds.map(async (c) => {
         if (c.error) return c;
-        const check = await checkCredential(client, c, AbortSignal.timeout(config.timeoutMs));
+        const check = await withDeadline(config.timeoutMs, undefined, (signal) => checkCredential(client, c, signal));
         if (check.error) messages.push(`${gitlab.url}: owner of ${c.source}: ${check.error.message}`);
         return { ...c, kind: check.kind };
       }),

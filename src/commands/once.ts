@@ -1,4 +1,5 @@
 import type { Config } from "../config/resolve.js";
+import { withDeadline } from "../deadline.js";
 import { createLogger } from "../log.js";
 import { plan } from "../plan.js";
 import { Scheduler } from "../scheduler.js";
@@ -10,7 +11,8 @@ export async function onceCommand(config: Config, json: boolean): Promise<number
   const logger = createLogger(process.env.CI_PROBER_LOG_LEVEL ?? "warn");
   const results: ProbeResult[] = [];
   const sink = { result: (_key: string, r: ProbeResult) => results.push(r) };
-  const p = await plan({ config, logger, sink, signal: AbortSignal.timeout(Math.max(config.timeoutMs, config.helperTimeoutMs) * 2) });
+  const planMs = Math.max(config.timeoutMs, config.helperTimeoutMs) * 2;
+  const p = await withDeadline(planMs, undefined, (signal) => plan({ config, logger, sink, signal }));
   const scheduler = new Scheduler({ concurrency: config.concurrency, logger });
   await scheduler.runOnce(p.tasks);
   results.sort((a, b) => a.runner.localeCompare(b.runner) || a.probe.localeCompare(b.probe) || a.target.localeCompare(b.target));

@@ -1,4 +1,5 @@
 import type { Config } from "../config/resolve.js";
+import { withDeadline } from "../deadline.js";
 import { oneLine } from "../errors.js";
 import type { Logger } from "../log.js";
 import { Metrics } from "../metrics/index.js";
@@ -37,12 +38,13 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   logger.info({ address: server.address, config: config.file }, "listening");
 
   const replan = async () => {
-    const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(Math.max(config.timeoutMs, config.helperTimeoutMs) * 2)]);
-    const p = await plan({ config, logger, sink, signal, checks: true });
+    const planMs = Math.max(config.timeoutMs, config.helperTimeoutMs) * 2;
+    const p = await withDeadline(planMs, stopping.signal, (signal) => plan({ config, logger, sink, signal, checks: true }));
     if (!stopping.signal.aborted) state.apply(p);
   };
 
-  const first = await plan({ config, logger, sink, signal: AbortSignal.timeout(Math.max(config.timeoutMs, config.helperTimeoutMs) * 2), checks: true });
+  const planMs = Math.max(config.timeoutMs, config.helperTimeoutMs) * 2;
+  const first = await withDeadline(planMs, undefined, (signal) => plan({ config, logger, sink, signal, checks: true }));
   if (first.runners.length === 0) logger.warn({ config: config.file }, "no runners to probe: no gitlab-runner config.toml or Docker config.json found");
   // Containers a crashed prober left behind go before this one starts its own.
   const engines = canaryEngines(config, first.runners);
@@ -156,7 +158,8 @@ async function removeLeftoverCanaries(runners: Runner[], logger: Logger): Promis
   await Promise.all(
     runners.map(async (r) => {
       try {
-        const removed = await removeCanaryContainers(r.dockerHost, AbortSignal.timeout(15_000), r.tlsCertPath);
+        const remove = (signal: AbortSignal) => removeCanaryContainers(r.dockerHost, signal, r.tlsCertPath);
+        const removed = await withDeadline(15_000, undefined, remove);
         if (removed > 0) logger.info({ docker_host: r.dockerHost, removed }, "removed leftover canary containers");
       } catch (err) {
         logger.warn({ docker_host: r.dockerHost, error: oneLine(err) }, "could not remove canary containers");

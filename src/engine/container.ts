@@ -1,3 +1,4 @@
+import { withDeadline } from "../deadline.js";
 import { ProbeError } from "../reasons.js";
 import { engineError, engineFor, type Docker, type EngineAddress } from "./client.js";
 import { containerListSchema, waitResponseSchema } from "./schema.js";
@@ -91,7 +92,7 @@ function canaryContainer(docker: Docker, dockerHost: string, id: string): Canary
     async remove() {
       if (removed) return;
       // force kills a running container (SIGKILL) before removing it, as `docker rm -f` does.
-      await removeContainer(docker, dockerHost, id, AbortSignal.timeout(CLEANUP_MS));
+      await withDeadline(CLEANUP_MS, undefined, (signal) => removeContainer(docker, dockerHost, id, signal));
       removed = true;
     },
   };

@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, request, type Dispatcher } from "undici";
 import type { z } from "zod";
+import { deadline, deadlineOf, sleep } from "../deadline.js";
 import { silentLogger, type Logger } from "../log.js";
 import { HttpStatusError, ProbeError } from "../reasons.js";
 import type { Secret } from "../secret.js";
@@ -47,6 +47,12 @@ export interface TextRequest extends CommonRequest {
 
 const MAX_BACKOFF_MS = 60_000;
 
+/** A non-2xx answer, its body consumed into the error. */
+interface Refused {
+  res: Dispatcher.ResponseData;
+  error: HttpStatusError;
+}
+
 /**
  * GitLab REST API v4 over undici. Every request runs under the caller's
  * AbortSignal and a per-request timeout; 429 waits for Retry-After /
@@ -91,16 +97,29 @@ export class GitlabClient {
   async #exchange(method: HttpMethod, path: string, endpoint: string, opts: CommonRequest): Promise<string> {
     // A POST that reached a 5xx may have taken effect (a second pipeline); only a 429, which GitLab refuses before acting, is safe to repeat.
     const idempotent = method === "GET" || method === "PUT" || method === "DELETE";
+    const end = Math.min(opts.deadline ?? Number.POSITIVE_INFINITY, deadlineOf(opts.signal));
     for (let attempt = 0; ; attempt++) {
-      const res = await this.#follow(method, this.#url(path, opts.query), opts);
+      const answer = await this.#attempt(method, path, endpoint, opts);
+      if (typeof answer === "string") return answer;
+      const { res, error } = answer;
       const retryable = res.statusCode === 429 || (res.statusCode >= 500 && idempotent);
-      if (res.statusCode < 300) return readBounded(res.body, endpoint, (opts as Partial<TextRequest>).expect === "text");
-      const error = await statusError(res, endpoint);
       if (!retryable || attempt >= this.#maxRetries) throw error;
       const waitMs = res.statusCode === 429 ? rateLimitWaitMs(res.headers, attempt, this.#backoffMs) : this.#backoffMs * 2 ** attempt;
-      if (opts.deadline !== undefined && Date.now() + waitMs > opts.deadline) throw error;
+      if (Date.now() + waitMs > end) throw error;
       this.#logger.warn({ endpoint, status: res.statusCode, waitMs, attempt: attempt + 1 }, "gitlab request retried");
-      await sleep(waitMs, undefined, { signal: opts.signal });
+      await sleep(waitMs, opts.signal);
+    }
+  }
+
+  /** One exchange, body included, under the per-request deadline: the 2xx body text, or the status error. */
+  async #attempt(method: HttpMethod, path: string, endpoint: string, opts: CommonRequest): Promise<string | Refused> {
+    const limit = deadline(this.#requestTimeoutMs, opts.signal);
+    try {
+      const res = await this.#follow(method, this.#url(path, opts.query), { ...opts, signal: limit.signal });
+      if (res.statusCode < 300) return await readBounded(res.body, endpoint, (opts as Partial<TextRequest>).expect === "text");
+      return { res, error: await statusError(res, endpoint) };
+    } finally {
+      limit.dispose();
     }
   }
 
@@ -136,7 +155,7 @@ export class GitlabClient {
       method,
       headers,
       ...(opts.json !== undefined ? { body: JSON.stringify(opts.json) } : {}),
-      signal: AbortSignal.any([opts.signal, AbortSignal.timeout(this.#requestTimeoutMs)]),
+      signal: opts.signal,
       ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}),
     });
     this.#logger.debug({ method, path: url.pathname, status: res.statusCode, ms: Math.round(performance.now() - t0) }, "gitlab request");

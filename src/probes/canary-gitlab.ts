@@ -1,5 +1,5 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { GitlabCanaryConfig } from "../config/resolve.js";
+import { deadline, sleep } from "../deadline.js";
 import { formatDuration } from "../duration.js";
 import { oneLine } from "../errors.js";
 import { GitlabClient } from "../gitlab/client.js";
@@ -72,8 +72,20 @@ async function canaryRun(ctx: GitlabCanaryContext, cfg: GitlabCanaryConfig): Pro
 }
 
 async function canaryPipeline(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig): Promise<ProbeOutcome> {
-  const deadline = Date.now() + cfg.timeoutMs;
-  const follow: CallOptions = { signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(cfg.timeoutMs)]), deadline };
+  const limit = deadline(cfg.timeoutMs, ctx.signal);
+  try {
+    return await followToEnd(ctx, client, cfg, { signal: limit.signal, deadline: limit.at });
+  } finally {
+    limit.dispose();
+  }
+}
+
+async function followToEnd(
+  ctx: GitlabCanaryContext,
+  client: GitlabClient,
+  cfg: GitlabCanaryConfig,
+  follow: CallOptions,
+): Promise<ProbeOutcome> {
   const started = await adoptOrStart(ctx, client, cfg, follow);
   let pipeline: Pipeline;
   try {
@@ -159,7 +171,8 @@ async function followPipeline(ctx: GitlabCanaryContext, client: GitlabClient, pr
   let pipeline = first;
   let waitMs = poll.initialMs;
   while (!FINISHED_STATUSES.has(pipeline.status)) {
-    await sleep(waitMs, undefined, { signal: opts.signal });
+    // Cut to the deadline: a 30 s backoff must not carry the probe past its timeout.
+    await sleep(waitMs, opts.signal);
     waitMs = Math.min(Math.round(waitMs * 1.5), poll.maxMs);
     const next = await getPipeline(client, project, pipeline.id, opts);
     if (next.status !== pipeline.status) ctx.log.step(`pipeline ${next.id}: ${next.status}`);
@@ -171,7 +184,8 @@ async function followPipeline(ctx: GitlabCanaryContext, client: GitlabClient, pr
 /** The timeout passed: record where the jobs were, cancel the pipeline, and say so. */
 async function timedOut(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, id: number): Promise<ProbeError> {
   // The probe's own deadline has passed by now; the pipeline must still be cancelled, or it holds a runner slot for nothing.
-  const grace: CallOptions = { signal: AbortSignal.timeout(CANCEL_GRACE_MS) };
+  const limit = deadline(CANCEL_GRACE_MS);
+  const grace: CallOptions = { signal: limit.signal, deadline: limit.at };
   let jobs: CanaryJob[] = [];
   let canceled = false;
   try {
@@ -182,6 +196,8 @@ async function timedOut(ctx: GitlabCanaryContext, client: GitlabClient, cfg: Git
   } catch (err) {
     ctx.log.step(`pipeline ${id}: cancel failed: ${oneLine(err)}`);
     ctx.logger.warn({ project: cfg.project, pipeline: id, error: oneLine(err) }, "gitlab canary pipeline cancel failed");
+  } finally {
+    limit.dispose();
   }
   for (const job of jobs) ctx.log.step(jobLine(job));
   const waiting = jobs.filter((j) => j.runner === null).map((j) => j.name);

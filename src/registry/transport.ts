@@ -118,9 +118,11 @@ function isResetBeforeAnswer(err: unknown): boolean {
 
 /** Throw the body away without keeping the connection busy: drain a small one, destroy a large or unknown one. */
 export function discard(body: IncomingMessage): void {
-  if (body.complete || body.destroyed) return;
+  if (body.destroyed) return;
   const length = Number(body.headers["content-length"] ?? Number.NaN);
-  if (Number.isFinite(length) && length <= 64 * 1024) {
+  // A body that has all arrived may still sit unread in the stream: the socket goes back to the
+  // agent's pool only at 'end', which needs it read. Left alone, 4 redirect hops took every socket.
+  if (body.complete || (Number.isFinite(length) && length <= 64 * 1024)) {
     body.on("error", () => undefined);
     body.resume();
   } else {

@@ -19,7 +19,12 @@ export type FaultAction =
   /** 307 to the storage server under another host name ("localhost"), which serves upstream's body. */
   | { kind: "redirect" }
   /** Upstream's headers and first keepBytes, then nothing, ever. */
-  | { kind: "stall"; keepBytes: number };
+  | { kind: "stall"; keepBytes: number }
+  /**
+   * 302 back to the same path with ?hop=n+1 and a small body, `hops` times, then upstream's answer;
+   * Infinity is a redirect loop. Each redirect body has fully arrived before the client reads it.
+   */
+  | { kind: "hops"; hops: number };
 
 export interface FaultRule {
   method?: string;
@@ -105,6 +110,17 @@ async function handle(
     res.end(action.body);
     return;
   }
+  if (action?.kind === "hops") {
+    const url = new URL(req.url ?? "/", "http://proxy");
+    const hop = Number(url.searchParams.get("hop") ?? "0");
+    if (hop < action.hops) {
+      const body = `hop ${hop + 1}`;
+      res.writeHead(302, { location: `${url.pathname}?hop=${hop + 1}`, "content-type": "text/plain", "content-length": String(body.length) });
+      res.end(body);
+      return;
+    }
+    req.url = url.pathname;
+  }
   const up = await forward(req, upstreamHost);
   const headers = { ...up.headers };
   delete headers.connection;
@@ -112,6 +128,7 @@ async function handle(
   headers["content-length"] = String(up.body.length);
   switch (action?.kind) {
     case undefined:
+    case "hops":
       res.writeHead(up.status, headers).end(up.body);
       return;
     case "corrupt": {

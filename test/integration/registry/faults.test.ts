@@ -153,6 +153,24 @@ describe("direct pull through a fault-injecting registry", () => {
     expect(result.log.some((l) => /GET http:\/\/localhost:\d+\/storage\/1 -> 200$/.test(l))).toBe(true);
   });
 
+  test("follows a manifest redirect chain of 4 hops, each hop's socket back in the pool", async () => {
+    proxy.setRules([{ path: MANIFEST_PATH, action: { kind: "hops", hops: 4 } }]);
+    const result = await pull(`${proxy.host}/ci/canary:latest`, { timeoutMs: 5000 });
+    expect(result.success).toBe(true);
+    const hops = proxy.requests.filter((r) => MANIFEST_PATH.test(r.path)).map((r) => r.path.replace(/^.*manifests\//, ""));
+    expect(hops).toEqual(["latest", "latest?hop=1", "latest?hop=2", "latest?hop=3", "latest?hop=4"]);
+    expect(result.durationSeconds).toBeLessThan(3);
+  });
+
+  test("is bad_response, long before the deadline, for a manifest redirect loop", async () => {
+    proxy.setRules([{ path: MANIFEST_PATH, action: { kind: "hops", hops: Number.POSITIVE_INFINITY } }]);
+    const result = await pull(`${proxy.host}/ci/canary:latest`, { timeoutMs: 5000 });
+    expect(result.reason).toBe("bad_response");
+    expect(result.error).toBe(`GET http://${proxy.host}/v2/ci/canary/manifests/latest: more than 5 redirects`);
+    expect(proxy.requests.filter((r) => MANIFEST_PATH.test(r.path))).toHaveLength(6);
+    expect(result.durationSeconds).toBeLessThan(3);
+  });
+
   test("resolves an OCI index to its linux/amd64 entry", async () => {
     proxy.setRules([{ path: /^\/v2\/ci\/canary\/manifests\/multi$/, action: { kind: "replace", body: indexBody(), contentType: OCI_INDEX } }]);
     const result = await pull(`${proxy.host}/ci/canary:multi`);
