@@ -19,9 +19,15 @@ export interface Deadline {
   dispose(): void;
 }
 
+interface Known {
+  at: number;
+  /** Abort now as the timer would: for a waiter that reached the time first, so it never sees the signal unaborted past `at`. */
+  expire: () => void;
+}
+
 // The abort time of every live deadline signal, so sleep() and children can cut to it. Weak: a key
 // is only held while its Deadline is, and the Deadline is held by its own timer until disposed.
-const deadlines = new WeakMap<AbortSignal, number>();
+const deadlines = new WeakMap<AbortSignal, Known>();
 
 /** The abort reason of a passed deadline: the same name `AbortSignal.timeout()` uses, so classify() reads `timeout`. */
 export function timeoutError(ms: number): DOMException {
@@ -32,7 +38,8 @@ export function timeoutError(ms: number): DOMException {
 export function deadline(ms: number, parent?: AbortSignal): Deadline {
   const controller = new AbortController();
   const own = Date.now() + Math.max(0, ms);
-  const at = Math.min(own, parent ? deadlineOf(parent) : Number.POSITIVE_INFINITY);
+  const inherited = parent ? deadlines.get(parent) : undefined;
+  const at = Math.min(own, inherited?.at ?? Number.POSITIVE_INFINITY);
   const onParentAbort = () => finish(parent?.reason);
   let timer: NodeJS.Timeout | undefined;
   let done = false;
@@ -43,7 +50,8 @@ export function deadline(ms: number, parent?: AbortSignal): Deadline {
     parent?.removeEventListener("abort", onParentAbort);
     if (reason !== undefined) controller.abort(reason);
   }
-  deadlines.set(controller.signal, at);
+  const expire = () => (inherited !== undefined && inherited.at <= own ? inherited.expire() : finish(timeoutError(ms)));
+  deadlines.set(controller.signal, { at, expire });
   // Many runs follow one stop signal at once (one listener each, removed on dispose): not a leak, so no warning.
   setMaxListeners(0, controller.signal, ...(parent ? [parent] : []));
   if (parent?.aborted) {
@@ -72,7 +80,7 @@ export async function withDeadline<T>(ms: number, parent: AbortSignal | undefine
 
 /** The abort time of a deadline signal; +Infinity for any other signal (a stop signal has no time). */
 export function deadlineOf(signal: AbortSignal): number {
-  return deadlines.get(signal) ?? Number.POSITIVE_INFINITY;
+  return deadlines.get(signal)?.at ?? Number.POSITIVE_INFINITY;
 }
 
 /** Milliseconds left before the signal's deadline; +Infinity when it has none. */
@@ -100,8 +108,14 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(
       () => {
         signal?.removeEventListener("abort", onAbort);
-        if (!cut) resolve();
-        else reject(signal?.aborted ? abortReason(signal) : timeoutError(ms));
+        if (!cut) {
+          resolve();
+          return;
+        }
+        // Reached the deadline before its own timer fired (same millisecond): abort it now, so the
+        // caller finds its signal aborted, as it would a moment later.
+        if (signal && !signal.aborted) deadlines.get(signal)?.expire();
+        reject(signal?.aborted ? abortReason(signal) : timeoutError(ms));
       },
       Math.max(0, cut ? left : ms),
     );

@@ -102,6 +102,18 @@ describe("sleep", () => {
     expect(ms).toBeLessThan(1500);
   });
 
+  it("leaves the signal aborted when it rejects at the deadline, even when it got there before the deadline's own timer", async () => {
+    const seen = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const outer = deadline(40 + (i % 5));
+        const inner = deadline(60_000, outer.signal);
+        const err = await sleep(10_000, inner.signal).catch((e: unknown) => e);
+        return { name: (err as DOMException).name, aborted: inner.signal.aborted && outer.signal.aborted };
+      }),
+    );
+    expect(seen.filter((s) => s.name !== "TimeoutError" || !s.aborted)).toEqual([]);
+  });
+
   it("rejects at once with the reason of an abort, and leaves no timer", async () => {
     const stop = new AbortController();
     const before = timeouts();
