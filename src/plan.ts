@@ -4,6 +4,7 @@ import { credentialRow } from "./credentials/format.js";
 import { oneLine } from "./errors.js";
 import { parseImageRef } from "./image.js";
 import type { Logger } from "./log.js";
+import { guardedProbe, NoHarm } from "./probes/guard.js";
 import { PROBES } from "./probes/index.js";
 import { ProbeLog, type ProbeContext } from "./probes/types.js";
 import type { CredentialCheck } from "./probes/credential-check.js";
@@ -36,6 +37,8 @@ export interface PlanOptions {
   signal: AbortSignal;
   /** Also plan the credential and certificate checks (the daemon does; `once` runs probes only). */
   checks?: boolean;
+  /** The daemon's no-harm state (backoff, shared results, pull states); `once` makes its own. */
+  harm?: NoHarm;
 }
 
 /**
@@ -44,7 +47,7 @@ export interface PlanOptions {
  * image, a local canary per engine-mode runner, the GitLab canary, and the
  * credential and certificate checks. Bad input of one runner never hides the others.
  */
-export async function plan({ config, logger, sink, signal, checks = false }: PlanOptions): Promise<Plan> {
+export async function plan({ config, logger, sink, signal, checks = false, harm = new NoHarm(config) }: PlanOptions): Promise<Plan> {
   const { runners, errors: runnerErrors } = await expandRunners(config);
   const errors = runnerErrors.map((e) => e.message);
   const credentials = new Map<string, Credential[]>();
@@ -71,7 +74,7 @@ export async function plan({ config, logger, sink, signal, checks = false }: Pla
       }
     }
     const add = (probe: ProbeKind, target: string, group: string, intervalMs = interval, timeoutMs = timeout) =>
-      tasks.push(probeTask({ config, logger, sink, runner, probe, target, group, intervalMs, timeoutMs }));
+      tasks.push(probeTask({ config, logger, sink, runner, probe, target, group, intervalMs, timeoutMs, harm }));
     for (const registry of registries) add("login", registry, registry);
     for (const image of images) add("pull", image, parseImageRef(image).registry);
     const local = config.canary.local;
@@ -161,6 +164,7 @@ interface ProbeTaskOptions {
   group: string;
   intervalMs: number;
   timeoutMs: number;
+  harm?: NoHarm;
 }
 
 export function probeTask(o: ProbeTaskOptions): Task {
@@ -174,19 +178,28 @@ export function probeTask(o: ProbeTaskOptions): Task {
     async run(signal) {
       // The credential the probe used goes with its result, so a failure names the user and the file.
       let used: Credential | undefined;
-      const ctx: ProbeContext = {
+      // One look-up per registry and run: the no-harm guard and the probe body see the same credential.
+      const looked = new Map<string, Promise<Credential | undefined>>();
+      const lookUp = (registry: string) => {
+        let found = looked.get(registry);
+        if (found === undefined) {
+          found = credentialFor(o.runner, registry, { signal, helperTimeoutMs: o.config.helperTimeoutMs }).then((c) => (used = c));
+          looked.set(registry, found);
+        }
+        return found;
+      };
+      const context = (extra: Partial<ProbeContext>): ProbeContext => ({
         config: o.config,
         runner: o.runner,
         target: o.target,
         signal,
         log: new ProbeLog(),
         logger: o.logger,
-        credentialFor: async (registry) => {
-          used = await credentialFor(o.runner, registry, { signal, helperTimeoutMs: o.config.helperTimeoutMs });
-          return used;
-        },
-      };
-      const result = await PROBES[o.probe](ctx);
+        credentialFor: lookUp,
+        ...extra,
+      });
+      const { probe, runner, target, config, intervalMs } = o;
+      const result = await guardedProbe(o.harm, { config, runner, probe, target, intervalMs, signal, context, run: (ctx) => PROBES[probe](ctx) });
       if (used && !result.credential) {
         result.credential = { registry: used.registry, username: used.username, kind: used.kind, source: used.source, secretType: used.secretType };
       }

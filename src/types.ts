@@ -26,6 +26,8 @@ export interface Runner {
   /** Per-runner schedule overrides, milliseconds. */
   intervalMs?: number;
   timeoutMs?: number;
+  /** Per-runner full_pull_interval, set only when written. */
+  fullPullIntervalMs?: number;
 }
 
 export type SecretType = "password" | "identity_token" | "helper";
@@ -81,6 +83,12 @@ export interface ProbeResult {
   log: string[];
   /** Pull: bytes fetched. */
   bytes?: number;
+  /** Direct pull: a full pull (every blob) or a manifest check (HEAD). */
+  pull?: "full" | "manifest";
+  /** Set when the probe did not run because its secret is backing off after a refusal: the held failure. */
+  backoff?: { nextAttemptAt: number; failures: number };
+  /** Set when another runner's identical probe ran and this is its result, recorded on this runner's series. */
+  sharedWith?: string;
   /** Canary: seconds the job waited for a runner. */
   queuedSeconds?: number;
   /** Canary: seconds per stage (pull, create, start, run). */

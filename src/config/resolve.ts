@@ -24,6 +24,7 @@ export interface RunnerSpec {
   intervalMs?: number;
   timeoutMs?: number;
   fresh: boolean;
+  fullPullIntervalMs?: number;
 }
 
 export interface RegistryTransport {
@@ -32,6 +33,8 @@ export interface RegistryTransport {
   caFile?: string;
   insecure: boolean;
   platform?: string;
+  /** Set only when written: Docker Hub gets full pulls only where asked for. */
+  fullPullIntervalMs?: number;
 }
 
 export interface LocalCanaryConfig {
@@ -62,6 +65,14 @@ export interface GitlabConfig {
   token?: Secret;
   ca?: string;
   intervalMs: number;
+  /** The GitLab API budget: requests a minute across owner checks, canary and crawls. */
+  requestsPerMinute?: number;
+}
+
+export interface AuthBackoffConfig {
+  capMs: number;
+  maxFailures: number;
+  windowMs: number;
 }
 
 export interface Config {
@@ -81,6 +92,10 @@ export interface Config {
   gitlab?: GitlabConfig;
   /** Keyed by normalised registry host[:port]. */
   registries: Record<string, RegistryTransport>;
+  /** Set only when written (see probes/pull-plan.ts for the default and Docker Hub). */
+  fullPullIntervalMs?: number;
+  /** Absent: DEFAULT_AUTH_BACKOFF (10m, 10 failures per 3m). */
+  authBackoff?: AuthBackoffConfig;
 }
 
 /** Turn a validated raw config into the Config the prober uses: defaults applied, paths resolved, files read. */
@@ -102,6 +117,12 @@ export function resolveConfig(raw: RawConfig, file: string, env: NodeJS.ProcessE
     canary: resolveCanary(raw.canary, files),
     ...(gitlab ? { gitlab } : {}),
     registries: resolveRegistries(raw.registries ?? {}, files),
+    ...(raw.full_pull_interval !== undefined ? { fullPullIntervalMs: raw.full_pull_interval } : {}),
+    authBackoff: {
+      capMs: raw.auth_backoff?.max_pause ?? 10 * 60_000,
+      maxFailures: raw.auth_backoff?.max_failures ?? 10,
+      windowMs: raw.auth_backoff?.window ?? 3 * 60_000,
+    },
   };
 }
 
@@ -167,6 +188,7 @@ function resolveRunners(entries: RawRunnerEntry[], files: ConfigFiles, env: Node
       ...(r.images !== undefined ? { images: r.images } : {}),
       ...(r.interval !== undefined ? { intervalMs: r.interval } : {}),
       ...(r.timeout !== undefined ? { timeoutMs: r.timeout } : {}),
+      ...(r.full_pull_interval !== undefined ? { fullPullIntervalMs: r.full_pull_interval } : {}),
     };
   });
 }
@@ -208,6 +230,7 @@ function resolveGitlab(g: NonNullable<RawConfig["gitlab"]>, files: ConfigFiles):
   return {
     url: g.url.replace(/\/+$/, ""),
     intervalMs: g.interval ?? 5 * 60_000,
+    requestsPerMinute: g.requests_per_minute ?? 60,
     ...(g.token_file !== undefined ? { token: files.secret(g.token_file, "gitlab.token_file") } : {}),
     ...(g.token !== undefined ? { token: new Secret(g.token) } : {}),
     ...(g.ca_file !== undefined ? { ca: files.text(g.ca_file, "gitlab.ca_file") } : {}),
@@ -222,6 +245,7 @@ function resolveRegistries(raw: NonNullable<RawConfig["registries"]>, files: Con
       insecure: t.insecure ?? false,
       ...(t.ca_file !== undefined ? { caFile: files.path(t.ca_file), ca: files.text(t.ca_file, `${key}.ca_file`) } : {}),
       ...(t.platform !== undefined ? { platform: t.platform } : {}),
+      ...(t.full_pull_interval !== undefined ? { fullPullIntervalMs: t.full_pull_interval } : {}),
     };
   }
   return registries;

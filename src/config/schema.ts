@@ -48,6 +48,7 @@ const runnerEntry = z
     interval: positiveDuration.optional(),
     timeout: positiveDuration.optional(),
     fresh: z.boolean().optional(),
+    full_pull_interval: duration.optional(),
   })
   .superRefine((entry, ctx) => {
     if ((entry.runner_config === undefined) === (entry.name === undefined)) {
@@ -95,12 +96,22 @@ const gitlab = z.strictObject({
   ca_file: z.string().optional(),
   /** How often owner and token checks run. */
   interval: positiveDuration.optional(),
+  /** GitLab API requests a minute, all of ci-prober's together (owner checks, canary, crawls). */
+  requests_per_minute: z.number().int().min(1, { message: "expected an integer of at least 1" }).optional(),
+});
+
+/** After unauthorized/forbidden: when a refused secret is tried again (SPEC.md, Probes → doing no harm). */
+const authBackoff = z.strictObject({
+  max_pause: positiveDuration.optional(),
+  max_failures: z.number().int().min(1, { message: "expected an integer of at least 1" }).optional(),
+  window: positiveDuration.optional(),
 });
 
 const registryTransport = z.strictObject({
   ca_file: z.string().min(1).optional(),
   insecure: z.boolean().optional(),
   platform: platform.optional(),
+  full_pull_interval: duration.optional(),
 });
 
 export const configSchema = z
@@ -118,6 +129,8 @@ export const configSchema = z
     canary: z.strictObject({ local: localCanary.optional(), gitlab: gitlabCanary.optional() }).optional(),
     gitlab: gitlab.optional(),
     registries: z.record(z.string(), registryTransport).optional(),
+    full_pull_interval: duration.optional(),
+    auth_backoff: authBackoff.optional(),
   })
   .superRefine((c, ctx) => {
     if (c.interval !== undefined && c.schedule !== undefined) {

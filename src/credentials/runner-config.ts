@@ -119,8 +119,9 @@ async function fromHand(spec: RunnerSpec, config: Config, signal: AbortSignal): 
 }
 
 /** Per-runner settings of ci-prober.yml that ride along on every runner of an entry. */
-function schedule(spec: RunnerSpec): Pick<Runner, "intervalMs" | "timeoutMs" | "fresh"> {
+function schedule(spec: RunnerSpec): Pick<Runner, "intervalMs" | "timeoutMs" | "fresh" | "fullPullIntervalMs"> {
   return {
+    ...(spec.fullPullIntervalMs !== undefined ? { fullPullIntervalMs: spec.fullPullIntervalMs } : {}),
     ...(spec.intervalMs !== undefined ? { intervalMs: spec.intervalMs } : {}),
     ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
     ...(spec.fresh ? { fresh: true } : {}),

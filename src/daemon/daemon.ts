@@ -6,6 +6,7 @@ import { Metrics } from "../metrics/index.js";
 import type { CredentialCheck } from "../probes/credential-check.js";
 import { credentialViews, plan, type Plan } from "../plan.js";
 import { daemonSink } from "./sink.js";
+import { NoHarm } from "../probes/guard.js";
 import { Scheduler } from "../scheduler.js";
 import { startServer, type HttpServer } from "../http/server.js";
 import { StatusStore } from "../http/status.js";
@@ -33,18 +34,21 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const state = new PlanState(metrics, status, scheduler, logger);
   const sink = daemonSink(metrics, status, logger, { learn: (check) => state.learnKind(check), of: (c) => state.kindOf(c) });
   const stopping = new AbortController();
+  // Backoff, shared results and pull states outlive each plan: a re-plan must not forget a refused secret.
+  const harm = new NoHarm(config);
+  harm.onRateLimit = (registry, rateLimit) => metrics.setRateLimit(registry, rateLimit);
   let ready = false;
   const server = await startServer({ listenAddress: config.listenAddress, metrics, status, ready: () => ready });
   logger.info({ address: server.address, config: config.file }, "listening");
 
   const replan = async () => {
     const planMs = Math.max(config.timeoutMs, config.helperTimeoutMs) * 2;
-    const p = await withDeadline(planMs, stopping.signal, (signal) => plan({ config, logger, sink, signal, checks: true }));
+    const p = await withDeadline(planMs, stopping.signal, (signal) => plan({ config, logger, sink, signal, checks: true, harm }));
     if (!stopping.signal.aborted) state.apply(p);
   };
 
   const planMs = Math.max(config.timeoutMs, config.helperTimeoutMs) * 2;
-  const first = await withDeadline(planMs, undefined, (signal) => plan({ config, logger, sink, signal, checks: true }));
+  const first = await withDeadline(planMs, undefined, (signal) => plan({ config, logger, sink, signal, checks: true, harm }));
   if (first.runners.length === 0) logger.warn({ config: config.file }, "no runners to probe: no gitlab-runner config.toml or Docker config.json found");
   // Containers a crashed prober left behind go before this one starts its own.
   const engines = canaryEngines(config, first.runners);

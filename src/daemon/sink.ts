@@ -40,9 +40,18 @@ export function daemonSink(
       const r = used ? { ...probed, credential: { ...used, kind: kinds.of({ runner: probed.runner, ...used }) } } : probed;
       metrics.recordResult(key, r);
       status.record(key, r);
-      const fields = { probe: r.probe, runner: r.runner, target: r.target, duration_seconds: Math.round(r.durationSeconds * 1000) / 1000 };
+      const fields = {
+        probe: r.probe,
+        runner: r.runner,
+        target: r.target,
+        duration_seconds: Math.round(r.durationSeconds * 1000) / 1000,
+        ...(r.pull !== undefined ? { pull: r.pull, bytes: r.bytes } : {}),
+        ...(r.sharedWith !== undefined ? { shared_with: r.sharedWith } : {}),
+      };
+      const who = { reason: r.reason, error: r.error, username: r.credential?.username, source: r.credential?.source };
       if (r.success) logger.info(fields, "probe succeeded");
-      else logger.warn({ ...fields, reason: r.reason, error: r.error, username: r.credential?.username, source: r.credential?.source }, "probe failed");
+      else if (r.backoff) logger.info({ ...fields, ...who, next_attempt_at: new Date(r.backoff.nextAttemptAt).toISOString() }, "probe backing off");
+      else logger.warn({ ...fields, ...who }, "probe failed");
     },
   };
 }

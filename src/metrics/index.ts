@@ -28,7 +28,11 @@ export class Metrics {
   readonly loginDuration = this.#histogram("ci_prober_login_duration_seconds", "Duration of login probes.", ["runner", "registry"], [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
   readonly pullSuccess = this.#gauge("ci_prober_pull_success", "1 if the last pull of this image by this runner succeeded.", ["runner", "image"]);
   readonly pullDuration = this.#histogram("ci_prober_pull_duration_seconds", "Duration of pull probes.", ["runner", "image"], [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]);
-  readonly pullBytes = this.#gauge("ci_prober_pull_bytes", "Bytes fetched by the last pull of this image by this runner.", ["runner", "image"]);
+  readonly pullBytes = this.#gauge(
+    "ci_prober_pull_bytes",
+    "Bytes fetched by the last pull of this image by this runner; pull=\"full\" (every blob) or \"manifest\" (a HEAD of the manifest).",
+    ["runner", "image", "pull"],
+  );
   readonly canarySuccess = this.#gauge("ci_prober_canary_success", "1 if the last canary (local job or GitLab pipeline job) on this runner succeeded.", ["runner", "canary"]);
   readonly canaryDuration = this.#histogram("ci_prober_canary_duration_seconds", "Duration of canary runs.", ["runner", "canary"], [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800]);
   readonly canaryQueued = this.#gauge("ci_prober_canary_queued_seconds", "Seconds the last canary job waited for this runner.", ["runner", "canary"]);
@@ -43,6 +47,14 @@ export class Metrics {
   readonly ownerState = this.#gauge("ci_prober_credential_owner_state", "State of the credential's owner in GitLab; always 1.", ["runner", "registry", "username", "state"]);
   readonly credentialExpiry = this.#gauge("ci_prober_credential_expiry_timestamp_seconds", "When the credential's token expires, epoch seconds.", ["runner", "registry"]);
   readonly certExpiry = this.#gauge("ci_prober_tls_cert_expiry_timestamp_seconds", "When the registry's TLS certificate expires, epoch seconds.", ["registry"]);
+  readonly rateLimitRemaining = this.#gauge("ci_prober_registry_rate_limit_remaining", "The registry's ratelimit-remaining header, last seen.", ["registry"]);
+  readonly rateLimitLimit = this.#gauge("ci_prober_registry_rate_limit_limit", "The registry's ratelimit-limit header, last seen.", ["registry"]);
+  readonly gitlabRequests = new Counter({
+    name: "ci_prober_gitlab_requests_total",
+    help: "GitLab API requests by route template and HTTP status (\"error\": no answer).",
+    labelNames: ["endpoint", "code"],
+    registers: [this.registry],
+  });
   readonly buildInfo = this.#gauge("ci_prober_build_info", "Build information; always 1.", ["version", "node_version"]);
 
   constructor() {
@@ -66,19 +78,21 @@ export class Metrics {
       this.#own(owner, this.failures, labels);
     }
     const ok = result.success ? 1 : 0;
+    // A result held by the auth-failure backoff sent nothing: it has no duration worth a histogram.
+    const ran = result.backoff === undefined;
     switch (probe) {
       case "login":
         this.#set(owner, this.loginSuccess, { runner, registry: target }, ok);
-        this.#observe(owner, this.loginDuration, { runner, registry: target }, result.durationSeconds);
+        if (ran) this.#observe(owner, this.loginDuration, { runner, registry: target }, result.durationSeconds);
         break;
       case "pull":
         this.#set(owner, this.pullSuccess, { runner, image: target }, ok);
-        this.#observe(owner, this.pullDuration, { runner, image: target }, result.durationSeconds);
-        if (result.bytes !== undefined) this.#set(owner, this.pullBytes, { runner, image: target }, result.bytes);
+        if (ran) this.#observe(owner, this.pullDuration, { runner, image: target }, result.durationSeconds);
+        if (result.bytes !== undefined) this.#setPullBytes(owner, runner, target, result.pull ?? "full", result.bytes);
         break;
       case "canary":
         this.#set(owner, this.canarySuccess, { runner, canary: target }, ok);
-        this.#observe(owner, this.canaryDuration, { runner, canary: target }, result.durationSeconds);
+        if (ran) this.#observe(owner, this.canaryDuration, { runner, canary: target }, result.durationSeconds);
         if (result.queuedSeconds !== undefined) this.#set(owner, this.canaryQueued, { runner, canary: target }, result.queuedSeconds);
         break;
     }
@@ -108,6 +122,26 @@ export class Metrics {
         this.#own(owner, this.failures, labels);
       }
     }
+  }
+
+  /** One pull_bytes series per runner and image: the kind of the last pull is its `pull` label. */
+  #setPullBytes(owner: string, runner: string, image: string, pull: "full" | "manifest", bytes: number): void {
+    const other = pull === "full" ? "manifest" : "full";
+    this.pullBytes.remove({ runner, image, pull: other });
+    this.#owned.get(owner)?.delete(`ci_prober_pull_bytes${JSON.stringify({ runner, image, pull: other })}`);
+    this.#set(owner, this.pullBytes, { runner, image, pull }, bytes);
+  }
+
+  /** A registry's `ratelimit-*` headers as last seen. */
+  setRateLimit(registry: string, rateLimit: { limit?: number; remaining?: number }): void {
+    const owner = `ratelimit|${registry}`;
+    if (rateLimit.limit !== undefined) this.#set(owner, this.rateLimitLimit, { registry }, rateLimit.limit);
+    if (rateLimit.remaining !== undefined) this.#set(owner, this.rateLimitRemaining, { registry }, rateLimit.remaining);
+  }
+
+  /** One GitLab API request: its route template ("GET /api/v4/users/:id") and status code, or "error". */
+  countGitlabRequest(endpoint: string, code: string): void {
+    this.gitlabRequests.inc({ endpoint, code });
   }
 
   /** Replace the credential_info series of one runner. */

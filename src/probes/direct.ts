@@ -1,6 +1,7 @@
 import { normalizeRegistry, parseImageRef } from "../image.js";
 import { RegistryClient } from "../registry/client.js";
 import { parsePlatform } from "../registry/manifest.js";
+import { digestChanged, fullPullDue, fullPullIntervalFor, type PullState } from "./pull-plan.js";
 import type { ProbeContext, ProbeOutcome } from "./types.js";
 
 /**
@@ -23,17 +24,36 @@ export async function directLogin(ctx: ProbeContext): Promise<ProbeOutcome> {
   return {};
 }
 
-/** `docker pull` of ctx.target (an image reference) without storing anything; returns the bytes of config and layers fetched. */
+/**
+ * `docker pull` of ctx.target (an image reference) without storing anything.
+ * A full pull (config and layers through sha256) when one is due; otherwise a
+ * HEAD of the manifest, followed by a full pull when its digest moved.
+ */
 export async function directPull(ctx: ProbeContext): Promise<ProbeOutcome> {
   const ref = parseImageRef(ctx.target);
   const credential = await ctx.credentialFor(ref.registry);
   ctx.log.step(credential ? `credential ${credential.username} from ${credential.source}` : `no credential for ${ref.registry}`);
-  const platform = parsePlatform(ctx.config.registries[ref.registry]?.platform ?? ctx.config.platform);
+  const state: PullState = ctx.pullState ?? {};
+  const fullEvery = fullPullIntervalFor(ctx.config, ctx.runner, ref.registry);
+  const startedAt = Date.now();
   const client = clientFor(ctx, ref.registry, credential);
   try {
+    if (!fullPullDue(state, fullEvery, startedAt)) {
+      const head = await client.manifestHead(ref);
+      const changed = digestChanged(state, head.digest, fullEvery);
+      if (head.digest !== undefined) state.digest = head.digest;
+      if (!changed) {
+        ctx.log.step(fullEvery === undefined ? "manifest check (no full pulls for this registry)" : "manifest check");
+        return { bytes: 0, pull: "manifest" };
+      }
+      ctx.log.step("digest changed: full pull");
+    }
+    const platform = parsePlatform(ctx.config.registries[ref.registry]?.platform ?? ctx.config.platform);
     const result = await client.pull(ref, platform);
     ctx.log.step(`pulled ${result.digest}: ${result.bytes} bytes`);
-    return { bytes: result.bytes };
+    state.lastFullAt = startedAt;
+    state.digest = result.topDigest;
+    return { bytes: result.bytes, pull: "full" };
   } finally {
     client.close();
   }
@@ -46,5 +66,7 @@ function clientFor(ctx: ProbeContext, registry: string, credential: Awaited<Retu
     transport: ctx.config.registries[registry],
     signal: ctx.signal,
     log: (message) => ctx.log.step(message),
+    onRateLimit: (rateLimit) => ctx.onRateLimit?.(registry, rateLimit),
+    onCredentialRefused: () => ctx.onCredentialRefused?.(),
   });
 }

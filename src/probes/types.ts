@@ -1,6 +1,8 @@
 import type { Config } from "../config/resolve.js";
 import type { Logger } from "../log.js";
+import type { RateLimit } from "../registry/client.js";
 import { scrub } from "../secret.js";
+import type { PullState } from "./pull-plan.js";
 import type { CanaryJob, Credential, ProbeKind, ProbeResult, Runner } from "../types.js";
 
 /** Everything one probe of one target for one runner gets. */
@@ -16,11 +18,18 @@ export interface ProbeContext {
   logger: Logger;
   /** The credential this runner would use for a registry, resolved fresh (files are re-read each round). */
   credentialFor(registry: string): Promise<Credential | undefined>;
+  /** Direct pull: what earlier rounds of this probe saw (the daemon keeps it); absent means a first round. */
+  pullState?: PullState;
+  /** A registry's `ratelimit-*` headers, when it sends them. */
+  onRateLimit?(registry: string, rateLimit: RateLimit): void;
+  /** The registry or its token realm refused the credential itself: the auth-failure backoff counts it. */
+  onCredentialRefused?(): void;
 }
 
 /** What a probe body returns on success (beyond success itself). */
 export interface ProbeOutcome {
   bytes?: number;
+  pull?: "full" | "manifest";
   queuedSeconds?: number;
   stages?: Record<string, number>;
   jobs?: CanaryJob[];

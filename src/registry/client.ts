@@ -22,6 +22,22 @@ export interface RegistryClientOptions {
   log(message: string): void;
   /** Overrides the scheme chosen by registryScheme() (tests speak TLS on 127.0.0.1). */
   scheme?: "http" | "https";
+  /** Called with the `ratelimit-*` headers of any answer that carries them (Docker Hub's pull quota). */
+  onRateLimit?(rateLimit: RateLimit): void;
+  /** Called when the registry or its token realm refuses the credential itself (not a missing scope or tag). */
+  onCredentialRefused?(): void;
+}
+
+/** A registry's `ratelimit-limit` / `ratelimit-remaining` (`100;w=21600`): the counts, without the window. */
+export interface RateLimit {
+  limit?: number;
+  remaining?: number;
+}
+
+/** What a HEAD of a manifest tells: the reference exists, with this digest (when the registry says). */
+export interface ManifestHead {
+  digest: string | undefined;
+  mediaType: string | undefined;
 }
 
 export interface PullResult {
@@ -29,6 +45,8 @@ export interface PullResult {
   bytes: number;
   /** Digest of the image manifest pulled (the platform's entry when the reference named an index). */
   digest: string;
+  /** Digest of what the reference names (the index itself for a multi-platform tag): what a HEAD reports. */
+  topDigest: string;
   mediaType: string;
 }
 
@@ -56,6 +74,7 @@ export class RegistryClient {
   readonly #origin: URL;
   readonly #agents: Agents;
   #authorization: Secret | undefined;
+  #basic = false;
 
   constructor(opts: RegistryClientOptions) {
     this.#opts = opts;
@@ -78,7 +97,7 @@ export class RegistryClient {
     }
     await this.#authenticate(challenge, undefined, true);
     const res = await this.#get("/v2/", {});
-    if (res.status !== 200) throw await httpError(res, endpointOf("GET", res.url));
+    if (res.status !== 200) throw this.#refusal(await httpError(res, endpointOf("GET", res.url)), challenge.scheme === "basic");
     res.body.resume();
   }
 
@@ -89,6 +108,7 @@ export class RegistryClient {
     if (challenge !== undefined) await this.#authenticate(challenge, `repository:${ref.repository}:pull`, false);
     const reference = manifestReference(ref);
     let { parsed, digest } = await this.#manifest(ref.repository, reference, ref.digest);
+    const topDigest = digest;
     if (parsed.kind === "index") {
       const entry = selectPlatform(parsed.index, platform, endpointOf("GET", this.#url(`/v2/${ref.repository}/manifests/${reference}`)));
       this.#opts.log(`platform ${formatPlatform(platform)} -> ${entry.digest}`);
@@ -96,7 +116,30 @@ export class RegistryClient {
       if (parsed.kind === "index") throw new ProbeError("bad_response", `manifest ${entry.digest} for the platform is itself an index`);
     }
     const bytes = await this.#blobs(ref.repository, parsed.manifest);
-    return { bytes, digest, mediaType: parsed.mediaType };
+    return { bytes, digest, topDigest, mediaType: parsed.mediaType };
+  }
+
+  /**
+   * What a pull checks without fetching anything: a token with pull scope and
+   * a HEAD of the manifest (the tag exists, its digest). A HEAD costs no
+   * Docker Hub pull quota, and no layer bytes anywhere.
+   */
+  async manifestHead(ref: ImageRef): Promise<ManifestHead> {
+    usableCredential(this.#opts.credential, this.#opts.registry);
+    const challenge = await this.#ping();
+    if (challenge !== undefined) await this.#authenticate(challenge, `repository:${ref.repository}:pull`, false);
+    const res = await this.#get(`/v2/${ref.repository}/manifests/${manifestReference(ref)}`, { accept: MANIFEST_ACCEPT }, true, "HEAD");
+    const endpoint = endpointOf("HEAD", res.url);
+    if (res.status !== 200) throw await this.#failure(res, endpoint);
+    res.body.resume();
+    const announced = res.headers["docker-content-digest"];
+    const digest = typeof announced === "string" && announced !== "" ? announced : undefined;
+    if (ref.digest !== undefined && digest !== undefined && digest !== ref.digest) {
+      throw new ProbeError("digest_mismatch", `${endpoint}: Docker-Content-Digest says ${digest}, expected ${ref.digest}`);
+    }
+    const mediaType = res.headers["content-type"]?.split(";")[0]?.trim();
+    this.#opts.log(`manifest ${mediaType ?? "-"} ${digest ?? "(no digest)"} (HEAD)`);
+    return { digest: digest ?? ref.digest, mediaType };
   }
 
   /** GET /v2/ without credentials: undefined when it answers 200, else the challenge of its 401. */
@@ -125,6 +168,7 @@ export class RegistryClient {
     }
     if (challenge.scheme === "basic" && credential !== undefined) {
       this.#authorization = secretHeader(basicAuthorization(credential.username, credential.secret));
+      this.#basic = true;
       return;
     }
     const realm = challenge.params.realm;
@@ -138,7 +182,7 @@ export class RegistryClient {
       signal: this.#opts.signal,
       log: this.#opts.log,
     }).catch((err: unknown) => {
-      throw this.#orMissing(err);
+      throw this.#orMissing(this.#refusal(err, credential !== undefined));
     });
     this.#authorization = secretHeader(`Bearer ${token.reveal()}`);
   }
@@ -180,7 +224,14 @@ export class RegistryClient {
   }
 
   async #failure(res: HttpResponse, endpoint: string): Promise<unknown> {
-    return this.#orMissing(await httpError(res, endpoint));
+    // With Basic auth every request carries the credential: a 401 is the registry refusing it.
+    return this.#orMissing(this.#refusal(await httpError(res, endpoint), this.#basic));
+  }
+
+  /** A 401/403 to a request that carried the credential itself is a failed authentication: the backoff counts it. */
+  #refusal(err: unknown, carriedCredential: boolean): unknown {
+    if (carriedCredential && err instanceof HttpStatusError && (err.status === 401 || err.status === 403)) this.#opts.onCredentialRefused?.();
+    return err;
   }
 
   /** A 401 (from the registry or its token realm) to a probe that holds no credential means the registry demands one. */
@@ -194,19 +245,36 @@ export class RegistryClient {
     return new URL(path, this.#origin);
   }
 
-  async #get(path: string, headers: Record<string, string>, authenticated = true): Promise<HttpResponse> {
+  async #get(path: string, headers: Record<string, string>, authenticated = true, method: "GET" | "HEAD" = "GET"): Promise<HttpResponse> {
     const url = this.#url(path);
     const authorization = authenticated ? this.#authorization?.reveal() : undefined;
     const res = await send(this.#agents, url, {
+      method,
       headers,
       signal: this.#opts.signal,
       followRedirects: true,
       ...(authorization !== undefined ? { authorization } : {}),
     });
-    const moved = res.url.href !== url.href ? ` (redirected to ${endpointOf("GET", res.url)})` : "";
-    this.#opts.log(`${endpointOf("GET", url)} -> ${res.status}${moved}`);
+    const moved = res.url.href !== url.href ? ` (redirected to ${endpointOf(method, res.url)})` : "";
+    this.#opts.log(`${endpointOf(method, url)} -> ${res.status}${moved}`);
+    this.#rateLimit(res);
     return res;
   }
+
+  #rateLimit(res: HttpResponse): void {
+    const limit = rateLimitCount(res.headers["ratelimit-limit"]);
+    const remaining = rateLimitCount(res.headers["ratelimit-remaining"]);
+    if (limit === undefined && remaining === undefined) return;
+    this.#opts.log(`rate limit ${remaining ?? "-"} of ${limit ?? "-"} remaining`);
+    this.#opts.onRateLimit?.({ ...(limit !== undefined ? { limit } : {}), ...(remaining !== undefined ? { remaining } : {}) });
+  }
+}
+
+/** The count of a `ratelimit-*` header: `100;w=21600` → 100; undefined when absent or not a count. */
+export function rateLimitCount(header: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(header) ? header[0] : header;
+  const match = /^\s*(\d+)\s*(;|,|$)/.exec(text ?? "");
+  return match?.[1] !== undefined ? Number(match[1]) : undefined;
 }
 
 /** The credential as a token request or Basic header uses it; a credential that failed to load throws its reason. */

@@ -31,7 +31,7 @@ describe("Metrics", () => {
     m.drop("pull|r1|img");
     const s = await samples(m);
     expect(s.filter((x) => x.labels.runner === "r1")).toEqual([]);
-    expect(select(s, "ci_prober_pull_bytes").map((x) => [x.labels, x.value])).toEqual([[{ runner: "r2", image: "registry.example.jp/ci/a:1" }, 42]]);
+    expect(select(s, "ci_prober_pull_bytes").map((x) => [x.labels, x.value])).toEqual([[{ runner: "r2", image: "registry.example.jp/ci/a:1", pull: "full" }, 42]]);
   });
 
   test("a GitLab canary that could not create its pipeline reads 0 under runner none with its reason, counted once", async () => {
