@@ -36,6 +36,7 @@ beforeAll(async () => {
     [
       `interval: ${INTERVAL_MS}ms`,
       "timeout: 5s",
+      "full_pull_interval: 0s",
       `listen_address: 127.0.0.1:${port}`,
       `images: ["${image}"]`,
       `gitlab: {url: "${services.gitlab.url}", token_file: ${tokenFile}, interval: ${INTERVAL_MS}ms}`,
