@@ -1,10 +1,9 @@
-import { createHash } from "node:crypto";
-import { createReadStream, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { run } from "../test/services/procs.js";
 import { startServices, type ServicesInfo } from "../test/services/index.js";
-import { type BenchReport, maxRssMb, measure, medianSeconds, type Sample, assertOnceSucceeds } from "./lib.js";
+import { type BenchReport, maxRssMb, measure, medianSeconds, pushRandomImage, type Sample, assertOnceSucceeds } from "./lib.js";
 
 const RUNS = 5;
 const LAYER_BYTES = 256 * 1024 * 1024;
@@ -64,52 +63,9 @@ export async function benchDirectPull(): Promise<BenchReport> {
   }
 }
 
-/** A single-layer OCI image of random data, laid out by hand and pushed with skopeo (no dockerd involved). */
+/** The 256 MiB image, pushed as the htpasswd registry's admin. */
 async function pushBigImage(info: ServicesInfo, dir: string, image: string): Promise<void> {
-  const rootfs = join(dir, "rootfs");
-  const layout = join(dir, "layout");
-  const blobs = join(layout, "blobs", "sha256");
-  mkdirSync(rootfs, { recursive: true });
-  mkdirSync(blobs, { recursive: true });
-  await run("sh", ["-c", `head -c ${LAYER_BYTES} /dev/urandom > "${join(rootfs, "data.bin")}"`]);
-  const layerTar = join(dir, "layer.tar");
-  await run("tar", ["-C", rootfs, "-cf", layerTar, "."]);
-  rmSync(rootfs, { recursive: true, force: true });
-  const layerDigest = await sha256File(layerTar);
-  const layerSize = statSync(layerTar).size;
-  renameSync(layerTar, join(blobs, layerDigest));
-  const config = JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [`sha256:${layerDigest}`] }, config: {} });
-  const configDigest = writeBlob(blobs, config);
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: `sha256:${configDigest}`, size: Buffer.byteLength(config) },
-    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: `sha256:${layerDigest}`, size: layerSize }],
-  });
-  const manifestDigest = writeBlob(blobs, manifest);
-  writeFileSync(
-    join(layout, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${manifestDigest}`, size: Buffer.byteLength(manifest), annotations: { "org.opencontainers.image.ref.name": "big" } }],
-    }),
-  );
-  writeFileSync(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  const creds = `admin:${info.htpasswd.users.admin ?? ""}`;
-  await run("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", creds, `oci:${layout}:big`, `docker://${image}`], { timeoutMs: PROCESS_TIMEOUT_MS });
-  rmSync(layout, { recursive: true, force: true });
-}
-
-function writeBlob(blobs: string, text: string): string {
-  const digest = createHash("sha256").update(text).digest("hex");
-  writeFileSync(join(blobs, digest), text);
-  return digest;
-}
-
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest("hex");
+  await pushRandomImage(dir, image, LAYER_BYTES, `admin:${info.htpasswd.users.admin ?? ""}`, PROCESS_TIMEOUT_MS);
 }
 
 function dockerConfig(dir: string, registry: string, password: string): string {

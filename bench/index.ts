@@ -5,11 +5,13 @@ import type { BenchReport } from "./lib.js";
  * the same run (alternating runs, medians), printed as ratios.
  *   direct: a 256 MiB single-layer pull vs skopeo copy and curl | openssl dgst
  *   engine: engine-mode login + pull vs docker login + docker pull on the same daemon
+ *   scale: 1,000 runners' round vs a bare Node loop sending the same requests; the daemon's /metrics, RSS, second round
  * `npm run bench -- direct` runs one of them.
  */
 const BENCHES: Record<string, () => Promise<BenchReport>> = {
   direct: async () => (await import("./direct-pull.js")).benchDirectPull(),
   engine: async () => (await import("./engine.js")).benchEngine(),
+  scale: async () => (await import("./scale.js")).benchScale(),
 };
 
 function print(report: BenchReport): void {
