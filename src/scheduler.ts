@@ -1,5 +1,6 @@
 import cron, { type ScheduledTask } from "node-cron";
 import { deadline } from "./deadline.js";
+import { FairShare } from "./fair-share.js";
 import type { Logger } from "./log.js";
 
 /** One thing to run periodically: a probe of one target for one runner, a canary, a credential check. */
@@ -12,8 +13,9 @@ export interface Task {
   /** Deadline of one run, from the moment it holds a concurrency slot. */
   timeoutMs: number;
   /**
-   * The far end this task talks to (a registry host). Tasks of one group hold at
-   * most concurrency - 1 slots, so one stuck registry never takes them all.
+   * The far end this task talks to (a registry host). Runs of one group hold at
+   * most the group's share of the slots (fair-share.ts), so one stuck registry
+   * never takes more than its own.
    */
   group?: string;
   /** One run. Must honour the signal; its errors are logged, never fatal. */
@@ -25,11 +27,24 @@ export interface SchedulerOptions {
   logger: Logger;
   /** Start offset of a new task's first run; spreads load. Defaults to up to 10% of the interval, at most 2 s. */
   jitter?: (intervalMs: number) => number;
+  /**
+   * A tick found the task's previous run still waiting for a slot ("queued") or
+   * still running ("running"): this period's run is not started. The daemon
+   * counts it in ci_prober_probe_skipped_total.
+   */
+  onSkip?: (task: Task, cause: SkipCause) => void;
 }
+
+export type SkipCause = "queued" | "running";
 
 interface Loop {
   task: Task;
+  /** From the tick that queued a run until that run ends. */
   running: boolean;
+  /** The run holds its slot (it is past the queue). */
+  started?: boolean;
+  /** Takes a queued run out of the queue when the loop stops. */
+  cancel?: AbortController;
   timer?: NodeJS.Timeout;
   cronTask?: ScheduledTask;
   stopped: boolean;
@@ -39,22 +54,22 @@ interface Loop {
 /**
  * Owns periods, jitter, the global concurrency limit and per-run deadlines;
  * a task only knows how to run once. No task overlaps itself: a tick that
- * finds the previous run still going is skipped. A run waits for a slot at most
- * one period, so one stuck target can only hold its own slot.
+ * finds the previous run still queued or running is skipped and reported
+ * (onSkip). A queued run waits in one queue until its slot comes, however long:
+ * it is never dropped, and the group shares keep a stuck registry to its own.
  */
 export class Scheduler {
   readonly #loops = new Map<string, Loop>();
   readonly #stop = new AbortController();
-  readonly #slots: Semaphore;
+  readonly #slots: FairShare;
   readonly #logger: Logger;
   readonly #jitter: (intervalMs: number) => number;
   readonly #inFlight = new Set<Promise<void>>();
-  readonly #groups = new Map<string, Semaphore>();
-  readonly #groupSize: number;
+  readonly #onSkip: ((task: Task, cause: SkipCause) => void) | undefined;
 
   constructor(opts: SchedulerOptions) {
-    this.#slots = new Semaphore(opts.concurrency);
-    this.#groupSize = Math.max(1, opts.concurrency - 1);
+    this.#slots = new FairShare(opts.concurrency);
+    this.#onSkip = opts.onSkip;
     this.#logger = opts.logger;
     this.#jitter = opts.jitter ?? ((ms) => Math.random() * Math.min(ms * 0.1, 2000));
   }
@@ -79,11 +94,13 @@ export class Scheduler {
       this.#startLoop(task);
       added.push(key);
     }
+    this.#slots.setDemand(demandOf(tasks));
     return { added, removed: removed.filter((k) => !wanted.has(k)) };
   }
 
   /** Run every task once (the `once` command), under the same concurrency limit and deadlines. */
   async runOnce(tasks: Task[]): Promise<void> {
+    this.#slots.setDemand(demandOf(tasks));
     await Promise.all(tasks.map((t) => this.#runGuarded({ task: t, running: false, stopped: false, runs: 0 })));
   }
 
@@ -104,13 +121,9 @@ export class Scheduler {
     await Promise.allSettled([...this.#inFlight]);
   }
 
-  #group(name: string): Semaphore {
-    let sem = this.#groups.get(name);
-    if (!sem) {
-      sem = new Semaphore(this.#groupSize);
-      this.#groups.set(name, sem);
-    }
-    return sem;
+  /** Slots and shares as they are now (tests, /status). */
+  slots(group: string): { share: number; running: number; waiting: number } {
+    return { share: this.#slots.shareOf(group), running: this.#slots.runningOf(group), waiting: this.#slots.waiting() };
   }
 
   #startLoop(task: Task): void {
@@ -140,6 +153,7 @@ export class Scheduler {
 
   #stopLoop(loop: Loop): void {
     loop.stopped = true;
+    loop.cancel?.abort();
     if (loop.timer) clearTimeout(loop.timer);
     void loop.cronTask?.destroy();
   }
@@ -147,7 +161,9 @@ export class Scheduler {
   #tick(loop: Loop): void {
     if (loop.stopped) return;
     if (loop.running) {
-      this.#logger.warn({ task: loop.task.key }, "probe skipped: previous run still in flight");
+      const cause: SkipCause = loop.started === true ? "running" : "queued";
+      this.#logger.warn({ task: loop.task.key, cause }, "probe skipped: previous run still queued or running");
+      this.#onSkip?.(loop.task, cause);
       return;
     }
     const p = this.#runGuarded(loop);
@@ -156,78 +172,35 @@ export class Scheduler {
   }
 
   async #runGuarded(loop: Loop): Promise<void> {
-    const { task } = loop;
     loop.running = true;
-    const waitLimit = deadline(Math.max(task.intervalMs, task.timeoutMs), this.#stop.signal);
-    let release: (() => void) | undefined;
-    let releaseGroup: (() => void) | undefined;
-    try {
-      if (task.group !== undefined) releaseGroup = await this.#group(task.group).acquire(waitLimit.signal);
-      release = await this.#slots.acquire(waitLimit.signal);
-    } catch {
-      releaseGroup?.();
-      loop.running = false;
-      if (!this.#stop.signal.aborted) this.#logger.warn({ task: task.key }, "probe skipped: no concurrency slot within one period");
-      return;
-    } finally {
-      waitLimit.dispose();
-    }
-    const limit = deadline(task.timeoutMs, this.#stop.signal);
-    try {
-      await task.run(limit.signal);
-    } catch (err) {
-      this.#logger.error({ task: task.key, err: err instanceof Error ? err.message : String(err) }, "task failed");
-    } finally {
-      limit.dispose();
-      release();
-      releaseGroup?.();
-      loop.running = false;
-      loop.runs++;
-    }
+    loop.started = false;
+    const cancel = (loop.cancel ??= new AbortController());
+    // Stopping the scheduler takes queued runs out of the queue; the listener goes when the run ends.
+    const onStop = () => cancel.abort();
+    this.#stop.signal.addEventListener("abort", onStop, { once: true });
+    const ran = await this.#slots.run(loop.task.group ?? "", cancel.signal, async () => {
+      loop.started = true;
+      // The task as it is now: a re-plan while the run waited may have given it a fresh closure.
+      const { task } = loop;
+      const limit = deadline(task.timeoutMs, this.#stop.signal);
+      try {
+        await task.run(limit.signal);
+      } catch (err) {
+        this.#logger.error({ task: task.key, err: err instanceof Error ? err.message : String(err) }, "task failed");
+      } finally {
+        limit.dispose();
+      }
+    });
+    this.#stop.signal.removeEventListener("abort", onStop);
+    loop.running = false;
+    loop.started = false;
+    if (ran) loop.runs++;
   }
 }
 
-/** A counting semaphore whose waiters give up when their signal aborts. */
-export class Semaphore {
-  #free: number;
-  readonly #waiters: { grant: () => void; signal: AbortSignal; onAbort: () => void }[] = [];
-
-  constructor(size: number) {
-    this.#free = size;
-  }
-
-  acquire(signal: AbortSignal): Promise<() => void> {
-    signal.throwIfAborted();
-    if (this.#free > 0) {
-      this.#free--;
-      return Promise.resolve(this.#releaser());
-    }
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        signal,
-        grant: () => {
-          signal.removeEventListener("abort", waiter.onAbort);
-          resolve(this.#releaser());
-        },
-        onAbort: () => {
-          const i = this.#waiters.indexOf(waiter);
-          if (i >= 0) this.#waiters.splice(i, 1);
-          reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
-        },
-      };
-      signal.addEventListener("abort", waiter.onAbort, { once: true });
-      this.#waiters.push(waiter);
-    });
-  }
-
-  #releaser(): () => void {
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      const next = this.#waiters.shift();
-      if (next) next.grant();
-      else this.#free++;
-    };
-  }
+/** Each group's demand: its tasks' runs per second, so a 5-minute check weighs a fifth of a 1-minute probe. */
+export function demandOf(tasks: Task[]): Map<string, number> {
+  const demand = new Map<string, number>();
+  for (const t of tasks) demand.set(t.group ?? "", (demand.get(t.group ?? "") ?? 0) + 1000 / Math.max(1, t.intervalMs));
+  return demand;
 }

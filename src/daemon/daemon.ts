@@ -30,7 +30,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const metrics = new Metrics();
   const status = new StatusStore();
   status.configFile = config.file;
-  const scheduler = new Scheduler({ concurrency: config.concurrency, logger });
+  const scheduler = new Scheduler({ concurrency: config.concurrency, logger, onSkip: (task) => metrics.recordSkip(task.key, skipLabels(task.key)) });
   const state = new PlanState(metrics, status, scheduler, logger);
   const sink = daemonSink(metrics, status, logger, { learn: (check) => state.learnKind(check), of: (c) => state.kindOf(c) });
   const stopping = new AbortController();
@@ -145,6 +145,13 @@ class PlanState {
   #withKinds(creds: Credential[]): Credential[] {
     return creds.map((c) => ({ ...c, kind: this.kindOf(c) }));
   }
+}
+
+/** The labels of ci_prober_probe_skipped_total from a task key "probe|runner|target" ("check|runner", "tls|registry" for the checks). */
+function skipLabels(key: string): { probe: string; runner: string; target: string } {
+  const [probe = "", runner = "", ...rest] = key.split("|");
+  if (rest.length === 0) return probe === "tls" ? { probe, runner: "", target: runner } : { probe, runner, target: "" };
+  return { probe, runner, target: rest.join("|") };
 }
 
 /** One engine-mode runner per Docker engine that runs local canaries. */

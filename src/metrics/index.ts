@@ -42,6 +42,12 @@ export class Metrics {
     labelNames: ["probe", "runner", "target", "reason"],
     registers: [this.registry],
   });
+  readonly skipped = new Counter({
+    name: "ci_prober_probe_skipped_total",
+    help: "Periods in which a probe did not start because its previous run was still waiting for a slot or still running.",
+    labelNames: ["probe", "runner", "target"],
+    registers: [this.registry],
+  });
   readonly lastRun = this.#gauge("ci_prober_probe_last_run_timestamp_seconds", "When this probe last finished, epoch seconds.", ["probe", "runner", "target"]);
   readonly credentialInfo = this.#gauge("ci_prober_credential_info", "A credential a runner holds and where it is stored; always 1.", ["runner", "registry", "source", "username", "kind"]);
   readonly ownerState = this.#gauge("ci_prober_credential_owner_state", "State of the credential's owner in GitLab; always 1.", ["runner", "registry", "username", "state"]);
@@ -59,6 +65,12 @@ export class Metrics {
 
   constructor() {
     this.buildInfo.set({ version: VERSION, node_version: process.version }, 1);
+  }
+
+  /** A period in which the task `owner` could not start (its series go when the task does). */
+  recordSkip(owner: string, labels: { probe: string; runner: string; target: string }): void {
+    this.skipped.inc(labels);
+    this.#own(owner, this.skipped, labels);
   }
 
   /** Record one probe result. `owner` is the task key; for a GitLab canary each job's runner gets its own series. */
