@@ -98,7 +98,9 @@ async function main(): Promise<void> {
   const worker = async () => {
     while (next < jobs.length) {
       const job = jobs[next++];
-      await job?.().catch(() => failures++);
+      await job?.().catch((err: unknown) => {
+        if (failures++ === 0) process.stderr.write(`bare loop: first failure: ${err instanceof Error ? err.message : String(err)}\n`);
+      });
     }
   };
   await Promise.all(Array.from({ length: plan.concurrency }, worker));

@@ -55,21 +55,30 @@ export async function benchScale(): Promise<BenchReport> {
       const [r0, t0] = [counters.registryRequests(), counters.tokenRequests()];
       const sample = await what();
       check(sample);
+      progress(`${what === once ? "once" : "bare"}: ${sample.seconds.toFixed(2)} s, ${((sample.cpuSeconds ?? 0)).toFixed(2)} s CPU, ${Math.round(sample.peakRssKb / 1024)} MB`);
       into.push(sample);
       notes.push(`${counters.registryRequests() - r0} registry + ${counters.tokenRequests() - t0} token`);
     };
+    progress("set up; warm-up runs");
     // One warm-up each (page cache, registry caches), not counted.
     checkOnce(await once());
-    await bare();
+    progress("warm-up once done");
+    checkBare(await bare());
+    progress("warm-up bare loop done");
     for (let i = 0; i < RUNS; i++) {
       await counted(once, ours, counts.ours, checkOnce);
       await counted(bare, theirs, counts.theirs, checkBare);
     }
+    progress("daemon");
     const daemon = await daemonRound(files.yml, files.port, counters);
     return report(ours, theirs, counts, daemon);
   } finally {
     await services.stop();
   }
+}
+
+function progress(message: string): void {
+  process.stderr.write(`bench scale: ${new Date().toISOString().slice(11, 19)} ${message}\n`);
 }
 
 function checkOnce(sample: Sample): void {
@@ -97,12 +106,14 @@ async function setUp(services: Services, dir: string): Promise<{ accounts: Accou
   await run("sh", ["-c", `while read u p; do htpasswd -bBC 4 ${htpasswd} "$u" "$p" 2>/dev/null || htpasswd -cbBC 4 ${htpasswd} "$u" "$p"; done < ${list}`], {
     timeoutMs: PROCESS_TIMEOUT_MS,
   });
+  progress("htpasswd file written");
   const port = await freePort();
   const registry = await startRegistry(info.tmp, "registry-scale", port, `auth:\n  htpasswd:\n    realm: ci-prober-scale\n    path: ${htpasswd}\n`);
   const htHost = `127.0.0.1:${port}`;
   await pushRandomImage(join(dir, "ht-image"), `${htHost}/${REPOSITORY}:latest`, IMAGE_BYTES, `admin:scale-admin-${suffix}`, PROCESS_TIMEOUT_MS);
   const tok = Array.from({ length: half }, (_, i) => gitlab.state.addUser({ username: `scale-tok-${i}`, password: `scale-tok-pw-${i}-${suffix}`, actions: ["pull"] }));
   await pushRandomImage(join(dir, "tok-image"), `${info.token.host}/${REPOSITORY}:latest`, IMAGE_BYTES, `${info.gitlab.admin.username}:${info.gitlab.admin.password}`, PROCESS_TIMEOUT_MS);
+  progress("images pushed");
   let tokens = 0;
   gitlab.server.on("request", (req) => {
     if ((req.url ?? "").startsWith("/jwt/auth")) tokens++;
