@@ -9,6 +9,7 @@ import { PROBES } from "./probes/index.js";
 import { ProbeLog, type ProbeContext } from "./probes/types.js";
 import type { CredentialCheck } from "./probes/credential-check.js";
 import { registryScheme } from "./registry/client.js";
+import { keepSecrets, Scrubber, withSecretScope } from "./secret.js";
 import type { Task } from "./scheduler.js";
 import type { CredentialView } from "./http/status.js";
 import type { Credential, ProbeKind, ProbeResult, Runner } from "./types.js";
@@ -47,7 +48,15 @@ export interface PlanOptions {
  * image, a local canary per engine-mode runner, the GitLab canary, and the
  * credential and certificate checks. Bad input of one runner never hides the others.
  */
-export async function plan({ config, logger, sink, signal, checks = false, harm = new NoHarm(config) }: PlanOptions): Promise<Plan> {
+export async function plan(opts: PlanOptions): Promise<Plan> {
+  // The credentials read here are the runners' as of now: they replace those of the plan before last.
+  const secrets = new Scrubber();
+  const p = await withSecretScope(secrets, () => planIn(opts));
+  keepSecrets("sources", secrets);
+  return p;
+}
+
+async function planIn({ config, logger, sink, signal, checks = false, harm = new NoHarm(config) }: PlanOptions): Promise<Plan> {
   const { runners, errors: runnerErrors } = await expandRunners(config);
   const errors = runnerErrors.map((e) => e.message);
   const credentials = new Map<string, Credential[]>();

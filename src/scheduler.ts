@@ -2,6 +2,7 @@ import cron, { type ScheduledTask } from "node-cron";
 import { deadline } from "./deadline.js";
 import { FairShare } from "./fair-share.js";
 import type { Logger } from "./log.js";
+import { Scrubber, withSecretScope } from "./secret.js";
 
 /** One thing to run periodically: a probe of one target for one runner, a canary, a credential check. */
 export interface Task {
@@ -184,7 +185,8 @@ export class Scheduler {
       const { task } = loop;
       const limit = deadline(task.timeoutMs, this.#stop.signal);
       try {
-        await task.run(limit.signal);
+        // Whatever secret a run makes is its own (see secret.ts), not the process's for ever.
+        await withSecretScope(new Scrubber(), () => task.run(limit.signal));
       } catch (err) {
         this.#logger.error({ task: task.key, err: err instanceof Error ? err.message : String(err) }, "task failed");
       } finally {

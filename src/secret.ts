@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { inspect } from "node:util";
 
 const REDACTED = "[redacted]";
@@ -5,7 +6,8 @@ const REDACTED = "[redacted]";
 /**
  * A value that must never be printed. It prints as "[redacted]" through
  * String(), JSON.stringify() and util.inspect(); only reveal() gives the
- * value, and that is called at the moment it goes on the wire.
+ * value, and that is called at the moment it goes on the wire. Made, it is
+ * registered with the scrubber of the scope it is made in (see withSecretScope).
  */
 export class Secret {
   readonly #value: string;
@@ -32,24 +34,86 @@ export class Secret {
   }
 }
 
-// Every secret value the process has seen; scrub() removes them from any text
-// that leaves the process (log lines, error messages, traces, /status).
-const known = new Set<string>();
+/** A set of secret values, each with its common encodings, and the text scrubbing that removes them. */
+export class Scrubber {
+  readonly #values = new Set<string>();
 
-/** Remember a value (and its common encodings) so scrub() can remove it. */
-export function registerSecret(value: string): void {
-  // Short values would scrub ordinary words out of messages; real secrets are longer.
-  if (value.length < 4) return;
-  known.add(value);
-  known.add(Buffer.from(value).toString("base64"));
-  known.add(encodeURIComponent(value));
+  add(value: string): void {
+    // Short values would scrub ordinary words out of messages; real secrets are longer.
+    if (value.length < 4) return;
+    this.#values.add(value);
+    this.#values.add(Buffer.from(value).toString("base64"));
+    this.#values.add(encodeURIComponent(value));
+  }
+
+  /** How many strings it removes (a value and its encodings count separately). */
+  get size(): number {
+    return this.#values.size;
+  }
+
+  scrub(text: string): string {
+    let out = text;
+    for (const value of this.#values) {
+      if (out.includes(value)) out = out.split(value).join(REDACTED);
+    }
+    return out;
+  }
 }
 
-/** Replace every registered secret in text with "[redacted]". */
+/*
+ * Lifetimes. A secret lives as long as what it came from:
+ * - "config": ci-prober.yml's own secrets, made while resolving a config; kept while that config runs.
+ * - "sources": the runners' credentials, made while a plan reads config.toml / config.json / helpers;
+ *   kept while that plan is the daemon's.
+ * Each slot keeps the newest two sets, so a probe of the previous plan (or config) still in flight
+ * is scrubbed too. A probe's own tokens and headers live in the probe's scope and go when it ends.
+ * Whatever is made outside any scope (a one-shot command, a test) stays for the process.
+ */
+export type SecretLifetime = "config" | "sources";
+
+const KEPT_GENERATIONS = 2;
+const longLived = new Map<SecretLifetime, Scrubber[]>();
+const processWide = new Scrubber();
+
+interface Scope {
+  scrubber: Scrubber;
+  parent: Scope | undefined;
+}
+
+// The scope a Secret made now belongs to: the probe (or plan, or config load) being run.
+const current = new AsyncLocalStorage<Scope>();
+
+/**
+ * Run `work` with `scrubber` as the scope of the secrets it makes: they are
+ * registered there, not globally, and scrub() inside the work (log lines,
+ * errors, the probe log) removes them as well as every longer-lived one.
+ */
+export function withSecretScope<T>(scrubber: Scrubber, work: () => T): T {
+  return current.run({ scrubber, parent: current.getStore() }, work);
+}
+
+/** Make `scrubber` the newest set of a lifetime; the set before it stays, older ones are forgotten. */
+export function keepSecrets(lifetime: SecretLifetime, scrubber: Scrubber): void {
+  const kept = [...(longLived.get(lifetime) ?? []), scrubber];
+  longLived.set(lifetime, kept.slice(-KEPT_GENERATIONS));
+}
+
+/** Remember a value (and its common encodings) in the current scope, so scrub() can remove it. */
+export function registerSecret(value: string): void {
+  (current.getStore()?.scrubber ?? processWide).add(value);
+}
+
+/** How many strings every scrub() removes outside any probe: constant as the daemon ages. */
+export function globalSecretCount(): number {
+  let n = processWide.size;
+  for (const kept of longLived.values()) for (const s of kept) n += s.size;
+  return n;
+}
+
+/** Replace every secret known here (this scope and its parents, then the long-lived ones) with "[redacted]". */
 export function scrub(text: string): string {
   let out = text;
-  for (const value of known) {
-    if (out.includes(value)) out = out.split(value).join(REDACTED);
-  }
-  return out;
+  for (let scope = current.getStore(); scope !== undefined; scope = scope.parent) out = scope.scrubber.scrub(out);
+  for (const kept of longLived.values()) for (const s of kept) out = s.scrub(out);
+  return processWide.scrub(out);
 }

@@ -3,7 +3,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { errnoText, InputError } from "../errors.js";
 import { normalizeRegistry } from "../image.js";
 import type { Mode } from "../types.js";
-import { Secret } from "../secret.js";
+import { keepSecrets, Scrubber, Secret, withSecretScope } from "../secret.js";
 import type { RawConfig, RawRunnerEntry } from "./schema.js";
 
 export const EMBEDDED_DEFAULT = "<embedded default>";
@@ -98,8 +98,18 @@ export interface Config {
   authBackoff?: AuthBackoffConfig;
 }
 
-/** Turn a validated raw config into the Config the prober uses: defaults applied, paths resolved, files read. */
+/**
+ * Turn a validated raw config into the Config the prober uses: defaults applied, paths resolved, files read.
+ * Its secrets are kept while it is one of the two newest configs resolved: a reload forgets the old ones.
+ */
 export function resolveConfig(raw: RawConfig, file: string, env: NodeJS.ProcessEnv): Config {
+  const secrets = new Scrubber();
+  const config = withSecretScope(secrets, () => resolveConfigIn(raw, file, env));
+  keepSecrets("config", secrets);
+  return config;
+}
+
+function resolveConfigIn(raw: RawConfig, file: string, env: NodeJS.ProcessEnv): Config {
   const files = new ConfigFiles(file);
   const gitlab = raw.gitlab ? resolveGitlab(raw.gitlab, files) : undefined;
   return {

@@ -1,4 +1,5 @@
 import { oneLine } from "../errors.js";
+import { Scrubber, withSecretScope } from "../secret.js";
 import type { ProbeKind, ProbeResult } from "../types.js";
 import { classify } from "./classify.js";
 import type { ProbeContext, ProbeOutcome } from "./types.js";
@@ -7,7 +8,12 @@ import type { ProbeContext, ProbeOutcome } from "./types.js";
  * Run a probe body and turn whatever happens into a ProbeResult: the body may
  * throw; this never does. The reason comes from classify() alone.
  */
-export async function runProbe(kind: ProbeKind, ctx: ProbeContext, body: (ctx: ProbeContext) => Promise<ProbeOutcome>): Promise<ProbeResult> {
+export function runProbe(kind: ProbeKind, ctx: ProbeContext, body: (ctx: ProbeContext) => Promise<ProbeOutcome>): Promise<ProbeResult> {
+  // The probe's tokens and headers are its own: scrubbed from its lines, forgotten when it ends.
+  return withSecretScope(new Scrubber(), () => runScoped(kind, ctx, body));
+}
+
+async function runScoped(kind: ProbeKind, ctx: ProbeContext, body: (ctx: ProbeContext) => Promise<ProbeOutcome>): Promise<ProbeResult> {
   const startedAt = Date.now();
   const t0 = performance.now();
   const base = { probe: kind, runner: ctx.runner.name, target: ctx.target, startedAt };
