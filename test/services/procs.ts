@@ -99,6 +99,8 @@ export async function run(cmd: string, args: string[], opts: { env?: NodeJS.Proc
       if (code === 0) resolve(out);
       else reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err.trim() || out.trim()}`));
     });
+    // A command that exits before reading its stdin closes the pipe: that is its answer, not an error here.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(opts.input ?? "");
   });
 }
