@@ -23,7 +23,8 @@ Options:
   --help         this text
   --version      print the version
 
-Exit status: 0 ok, 1 a probe failed (once), 2 bad config or bad input.`;
+Exit status: 0 ok, 1 a probe failed or a runner's file or helper could not be read,
+2 bad ci-prober config or usage.`;
 
 type Command = "run" | "once" | "credentials" | "check-config";
 const COMMANDS: readonly Command[] = ["run", "once", "credentials", "check-config"];

@@ -4,7 +4,7 @@ import { withDeadline } from "../deadline.js";
 import { formatDuration } from "../duration.js";
 import { table } from "./table.js";
 
-/** Validate the config and the files it points at; print the resolved runners. 0 valid, 2 invalid. */
+/** Validate the config and the files it points at; print the resolved runners. 0 valid, 1 a runner's own file could not be read. */
 export async function checkConfigCommand(config: Config): Promise<number> {
   const { runners, errors } = await expandRunners(config);
   const messages = errors.map((e) => e.message);
@@ -26,5 +26,6 @@ export async function checkConfigCommand(config: Config): Promise<number> {
     ),
   );
   for (const m of messages) process.stderr.write(`ci-prober: ${m}\n`);
-  return messages.length > 0 ? 2 : 0;
+  // ci-prober's own config was valid (main() exits 2 otherwise): a runner's unreadable file is exit 1.
+  return messages.length > 0 ? 1 : 0;
 }

@@ -8,7 +8,7 @@ import { table } from "./table.js";
 /**
  * Every credential each runner would use and where it is stored — never a
  * secret. With `gitlab:` configured, the kind comes from the Users API
- * (`personal` only when GitLab says a human owns it). 0, or 2 on bad input.
+ * (`personal` only when GitLab says a human owns it). 0, or 1 when a source could not be read.
  */
 export async function credentialsCommand(config: Config, json: boolean): Promise<number> {
   const { runners, errors } = await expandRunners(config);
@@ -35,7 +35,8 @@ export async function credentialsCommand(config: Config, json: boolean): Promise
     );
   }
   for (const m of messages) process.stderr.write(`ci-prober: ${m}\n`);
-  return messages.length > 0 ? 2 : 0;
+  // A source that could not be read is a finding (exit 1); exit 2 is for ci-prober's own config, in main().
+  return messages.length > 0 ? 1 : 0;
 }
 
 async function withOwnerKinds(config: Config, gitlab: GitlabConfig, creds: Credential[], messages: string[]): Promise<Credential[]> {

@@ -6,7 +6,10 @@ import { Scheduler } from "../scheduler.js";
 import type { ProbeResult } from "../types.js";
 import { table } from "./table.js";
 
-/** One round of every probe. 0 all passed, 1 any failed, 2 bad input. */
+/**
+ * One round of every probe. 0 all passed, 1 any failed or a runner's source could not be read
+ * (a finding, not bad input: exit 2 is for ci-prober's own config, which main() reports).
+ */
 export async function onceCommand(config: Config, json: boolean): Promise<number> {
   const logger = createLogger(process.env.CI_PROBER_LOG_LEVEL ?? "warn");
   const results: ProbeResult[] = [];
@@ -36,6 +39,6 @@ export async function onceCommand(config: Config, json: boolean): Promise<number
     );
   }
   for (const e of p.errors) process.stderr.write(`ci-prober: ${e}\n`);
-  if (p.errors.length > 0) return 2;
+  if (p.errors.length > 0) return 1;
   return results.every((r) => r.success) ? 0 : 1;
 }

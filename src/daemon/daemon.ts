@@ -66,7 +66,10 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
     }, 100);
   });
   const replanTimer = setInterval(() => {
-    replan().catch((err: unknown) => logger.error({ error: oneLine(err) }, "re-plan failed"));
+    replan().catch((err: unknown) => {
+      // Stopping aborts a re-plan in flight: that is the stop working, not a failure.
+      if (!stopping.signal.aborted) logger.error({ error: oneLine(err) }, "re-plan failed");
+    });
   }, config.intervalMs);
 
   return {
@@ -115,7 +118,8 @@ class PlanState {
   apply(p: Plan): void {
     const { metrics, status, logger } = this;
     status.setRunners(p.runners, new Map([...p.credentials].map(([name, creds]) => [name, credentialViews(this.#withKinds(creds))])));
-    if (p.errors.join("\n") !== this.#errors) for (const e of p.errors) logger.error({ error: e }, "bad input");
+    // A runner's broken config.json, helper or config.toml is what the prober is there to find: a finding, not an error of its own.
+    if (p.errors.join("\n") !== this.#errors) for (const e of p.errors) logger.warn({ error: e }, "runner source unusable");
     this.#errors = p.errors.join("\n");
     status.inputErrors = p.errors;
     this.#credentials = p.credentials;

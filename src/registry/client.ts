@@ -281,7 +281,10 @@ export function rateLimitCount(header: string | string[] | undefined): number | 
 function usableCredential(credential: Credential | undefined, registry: string): TokenCredential | undefined {
   if (credential === undefined) return undefined;
   if (credential.error !== undefined) {
-    throw new ProbeError(credential.error.reason, `credential for ${registry} from ${credential.source}: ${credential.error.message}`);
+    // A helper's or a file's message already starts with the source: say it once.
+    const { message } = credential.error;
+    const from = message.startsWith(credential.source) ? "" : ` from ${credential.source}`;
+    throw new ProbeError(credential.error.reason, `credential for ${registry}${from}: ${message}`);
   }
   if (credential.secret === undefined) return undefined;
   // A credential helper answering Username "<token>" hands over an identity token (docker-credential-helpers).

@@ -43,7 +43,7 @@ describe("once", () => {
     expect(r.stdout.includes("wrong-pw-3b8e")).toBe(false);
   });
 
-  test("a broken config.json of one runner exits 2 naming the file; the other runner is still probed", async () => {
+  test("a broken config.json of one runner exits 1 naming the file; the other runner is still probed", async () => {
     const dir = tempDir("once-broken");
     const good = writeDockerConfig(join(dir, "good"), { [services.htpasswd.host]: alice });
     mkdirSync(join(dir, "broken"));
@@ -55,7 +55,7 @@ describe("once", () => {
       `  - {name: broken, docker_config: ${broken}, images: ["${services.htpasswd.image}"]}`,
     ]);
     const r = await runCli(["once", "--config", file, "--json"]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toBe(`ci-prober: ${broken}: invalid JSON at line 1 column 45: Unterminated string\n`);
     const rows = JSON.parse(r.stdout) as { runner: string; probe: string; success: boolean; reason: string | null }[];
     expect(rows.map((row) => [row.runner, row.probe, row.success, row.reason])).toEqual([
@@ -65,9 +65,35 @@ describe("once", () => {
       ["good", "pull", true, null],
     ]);
   });
+
+  test("a credential helper that is missing, hangs or prints garbage is a helper_failed row and exit 1; the other runner passes", async () => {
+    const dir = tempDir("once-helpers");
+    const good = writeDockerConfig(join(dir, "good"), { [services.htpasswd.host]: alice });
+    const helpers = join(dir, "helpers.json");
+    writeFileSync(helpers, JSON.stringify({ credHelpers: { "127.0.0.1:7": "cipt-missing", "127.0.0.1:8": "ciptsleep", "127.0.0.1:9": "cipt" } }));
+    writeFileSync(join(dir, "store.json"), JSON.stringify({ servers: { "127.0.0.1:9": { garbage: "Segmentation fault" } } }));
+    const file = config(dir, ["runners:", `  - {name: good, docker_config: ${good}}`, `  - {name: helpers, docker_config: ${helpers}}`]);
+    const env = { PATH: `${HELPERS}:${process.env.PATH ?? ""}`, CIPT_STORE: join(dir, "store.json") };
+    const r = await runCli(["once", "--config", file, "--json"], { env });
+    const src = (host: string) => `${helpers}#credHelpers["${host}"]`;
+    const messages = [
+      `${src("127.0.0.1:7")}: docker-credential-cipt-missing is not installed (not found on PATH)`,
+      `${src("127.0.0.1:8")}: docker-credential-ciptsleep get gave no answer within 500ms`,
+      `${src("127.0.0.1:9")}: docker-credential-cipt get printed no credential-helper JSON`,
+    ];
+    expect(r.code).toBe(1);
+    expect(r.stderr.split("\n").filter(Boolean).sort()).toEqual(messages.map((m) => `ci-prober: ${m}`));
+    const rows = JSON.parse(r.stdout) as { runner: string; probe: string; target: string; reason: string | null; error: string | null }[];
+    expect(rows.map((row) => [row.runner, row.probe, row.target, row.reason, row.error])).toEqual([
+      ["good", "login", services.htpasswd.host, null, null],
+      ["helpers", "login", "127.0.0.1:7", "helper_failed", `credential for 127.0.0.1:7: ${messages[0]}`],
+      ["helpers", "login", "127.0.0.1:8", "helper_failed", `credential for 127.0.0.1:8: ${messages[1]}`],
+      ["helpers", "login", "127.0.0.1:9", "helper_failed", `credential for 127.0.0.1:9: ${messages[2]}`],
+    ]);
+  });
 });
 
-describe("credentials and check-config: bad inputs exit 2 with one line naming the file, no stack", () => {
+describe("credentials and check-config: a runner's broken source exits 1 with one line naming the file, no stack", () => {
   const cases: { name: string; setup: (dir: string) => { docker: string; message: string } }[] = [
     {
       name: "truncated JSON",
@@ -101,27 +127,36 @@ describe("credentials and check-config: bad inputs exit 2 with one line naming t
         return { docker, message: `${docker}#credHelpers["registry.example.jp"]: docker-credential-ciptsleep get gave no answer within 500ms` };
       },
     },
+    {
+      name: "helper printing garbage",
+      setup: (dir) => {
+        const docker = join(dir, "config.json");
+        writeFileSync(docker, JSON.stringify({ credHelpers: { "registry.example.jp": "cipt" } }));
+        writeFileSync(join(dir, "store.json"), JSON.stringify({ servers: { "registry.example.jp": { garbage: "Segmentation fault" } } }));
+        return { docker, message: `${docker}#credHelpers["registry.example.jp"]: docker-credential-cipt get printed no credential-helper JSON` };
+      },
+    },
   ];
   test.each(cases)("$name", async ({ setup }) => {
     const dir = tempDir("bad-cred");
     const { docker, message } = setup(dir);
     const file = config(dir, ["runners:", `  - {name: r1, docker_config: ${docker}}`]);
-    const env = { PATH: `${HELPERS}:${process.env.PATH ?? ""}` };
+    const env = { PATH: `${HELPERS}:${process.env.PATH ?? ""}`, CIPT_STORE: join(dir, "store.json") };
     for (const command of ["credentials", "check-config"]) {
       const r = await runCli([command, "--config", file], { env });
-      expect({ command, code: r.code, stderr: r.stderr }).toEqual({ command, code: 2, stderr: `ci-prober: ${message}\n` });
+      expect({ command, code: r.code, stderr: r.stderr }).toEqual({ command, code: 1, stderr: `ci-prober: ${message}\n` });
       expect(r.ms).toBeLessThan(5000);
     }
   });
 
-  test("a malformed config.toml exits 2 naming the file and position; the hand-written runner still lists", async () => {
+  test("a malformed config.toml exits 1 naming the file and position; the hand-written runner still lists", async () => {
     const dir = tempDir("bad-toml");
     const toml = join(dir, "config.toml");
     writeFileSync(toml, '[[runners]]\n  name = "a\n');
     const docker = writeDockerConfig(join(dir, "docker"), { "registry.example.jp": { username: "bob", password: "bob-pw-77" } });
     const file = config(dir, ["runners:", `  - {runner_config: ${toml}}`, `  - {name: by-hand, docker_config: ${docker}}`]);
     const r = await runCli(["credentials", "--config", file, "--json"]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`^ci-prober: ${toml.replace(/[.]/g, "\\.")}: line 2 column \\d+: invalid TOML: .+\\n$`));
     expect(JSON.parse(r.stdout)).toEqual([
       { runner: "by-hand", registry: "registry.example.jp", username: "bob", kind: "unknown", secret_type: "password", source: `${docker}#auths["registry.example.jp"]` },
@@ -177,7 +212,7 @@ describe("embedded default: with no config file, this host's runners are discove
 });
 
 describe("credentials with gitlab: configured asks the Users API who owns each credential", () => {
-  test("a human's account is kind personal, a project bot is bot; a bad API token exits 2 naming GitLab", async () => {
+  test("a human's account is kind personal, a project bot is bot; a bad API token exits 1 naming GitLab", async () => {
     const dir = tempDir("cred-owner");
     const human = await createGitlabUser(services.gitlab.url, { username: `k.sato-${Date.now()}` });
     const bot = await createGitlabUser(services.gitlab.url, { username: `project_${Date.now() % 100000}_bot_ci`, bot: true });
@@ -195,7 +230,7 @@ describe("credentials with gitlab: configured asks the Users API who owns each c
 
     writeFileSync(tokenFile, "glpat-not-a-valid-token-000");
     const bad = await runCli(["credentials", "--config", file, "--json"]);
-    expect(bad.code).toBe(2);
+    expect(bad.code).toBe(1);
     expect(bad.stderr.split("\n")[0]).toBe(`ci-prober: ${services.gitlab.url}: owner of ${docker}#auths["${services.token.host}"]: GET /api/v4/users: HTTP 401: 401 Unauthorized`);
     expect(bad.stderr.includes("glpat-not-a-valid-token-000")).toBe(false);
   });
