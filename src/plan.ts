@@ -92,11 +92,11 @@ async function planIn({ config, logger, sink, signal, checks = false, harm = new
     }
   }
   const gitlabCanary = config.canary.gitlab;
-  if (gitlabCanary) tasks.push(gitlabCanaryTask(config, gitlabCanary, logger, sink));
+  if (gitlabCanary) tasks.push(gitlabCanaryTask(config, gitlabCanary, logger, sink, harm));
   if (checks && sink.check && config.gitlab) {
     for (const runner of runners) {
       const creds = (credentials.get(runner.name) ?? []).filter((c) => !c.error);
-      if (creds.length > 0) tasks.push(credentialCheckTask(config, config.gitlab, runner, creds, logger, sink));
+      if (creds.length > 0) tasks.push(credentialCheckTask(config, config.gitlab, runner, creds, logger, sink, harm));
     }
   }
   if (checks && sink.cert) {
@@ -105,7 +105,7 @@ async function planIn({ config, logger, sink, signal, checks = false, harm = new
   return { runners, credentials, tasks, errors };
 }
 
-function gitlabCanaryTask(config: Config, cfg: GitlabCanaryConfig, logger: Logger, sink: Sink): Task {
+function gitlabCanaryTask(config: Config, cfg: GitlabCanaryConfig, logger: Logger, sink: Sink, harm: NoHarm): Task {
   const key = `canary|gitlab|${cfg.project}`;
   return {
     key,
@@ -125,13 +125,14 @@ function gitlabCanaryTask(config: Config, cfg: GitlabCanaryConfig, logger: Logge
         log: new ProbeLog(),
         logger,
         credentialFor: async () => undefined,
+        gitlabBudget: harm.gitlab.for(cfg.url),
       });
       sink.result(key, result);
     },
   };
 }
 
-function credentialCheckTask(config: Config, gitlab: GitlabConfig, runner: Runner, creds: Credential[], logger: Logger, sink: Sink): Task {
+function credentialCheckTask(config: Config, gitlab: GitlabConfig, runner: Runner, creds: Credential[], logger: Logger, sink: Sink, harm: NoHarm): Task {
   return {
     key: `check|${runner.name}`,
     intervalMs: gitlab.intervalMs,
@@ -139,7 +140,8 @@ function credentialCheckTask(config: Config, gitlab: GitlabConfig, runner: Runne
     group: `gitlab|${gitlab.url}`,
     async run(signal) {
       const [{ GitlabClient }, { checkCredential }] = await Promise.all([import("./gitlab/client.js"), import("./probes/credential-check.js")]);
-      const client = new GitlabClient({ url: gitlab.url, ...(gitlab.token ? { token: gitlab.token } : {}), ...(gitlab.ca !== undefined ? { ca: gitlab.ca } : {}), logger });
+      const budget = harm.gitlab.for(gitlab.url);
+      const client = new GitlabClient({ url: gitlab.url, ...(gitlab.token ? { token: gitlab.token } : {}), ...(gitlab.ca !== undefined ? { ca: gitlab.ca } : {}), logger, budget });
       for (const c of creds) {
         const check = await checkCredential(client, c, signal, logger);
         sink.check?.(`check|${runner.name}|${c.registry}`, check);

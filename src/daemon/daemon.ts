@@ -37,6 +37,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   // Backoff, shared results and pull states outlive each plan: a re-plan must not forget a refused secret.
   const harm = new NoHarm(config);
   harm.onRateLimit = (registry, rateLimit) => metrics.setRateLimit(registry, rateLimit);
+  harm.onGitlabRequest = (endpoint, code) => metrics.countGitlabRequest(endpoint, code);
   let ready = false;
   const server = await startServer({ listenAddress: config.listenAddress, metrics, status, ready: () => ready });
   logger.info({ address: server.address, config: config.file }, "listening");

@@ -4,6 +4,7 @@ import { deadline, deadlineOf, sleep } from "../deadline.js";
 import { silentLogger, type Logger } from "../log.js";
 import { HttpStatusError, ProbeError } from "../reasons.js";
 import type { Secret } from "../secret.js";
+import { type GitlabBudget, lookupKey, routeTemplate } from "./budget.js";
 import { errorBodySchema } from "./schema.js";
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
@@ -23,6 +24,8 @@ export interface GitlabClientOptions {
   maxRetries?: number;
   /** First backoff when the server gives no hint; doubles on each retry. */
   backoffMs?: number;
+  /** The instance's request budget (budget.ts): slots, GitLab's own limits, the look-up cache and the request counter. */
+  budget?: GitlabBudget;
 }
 
 interface CommonRequest {
@@ -34,6 +37,8 @@ interface CommonRequest {
   token?: Secret | null;
   /** Epoch milliseconds after which no retry wait may end: the caller's own deadline. */
   deadline?: number;
+  /** A look-up (owner, token): answered from the budget's cache within one gitlab.interval. */
+  cache?: boolean;
 }
 
 export interface JsonRequest<T> extends CommonRequest {
@@ -68,8 +73,10 @@ export class GitlabClient {
   readonly #requestTimeoutMs: number;
   readonly #maxRetries: number;
   readonly #backoffMs: number;
+  readonly #budget: GitlabBudget | undefined;
 
   constructor(opts: GitlabClientOptions) {
+    this.#budget = opts.budget;
     this.baseUrl = opts.url.replace(/\/+$/, "");
     this.#token = opts.token;
     this.#logger = opts.logger ?? silentLogger;
@@ -88,9 +95,29 @@ export class GitlabClient {
   request(method: HttpMethod, path: string, opts: TextRequest): Promise<string>;
   async request<T>(method: HttpMethod, path: string, opts: JsonRequest<T> | TextRequest): Promise<T | string> {
     const endpoint = `${method} /api/v4${path}`;
-    const text = await this.#exchange(method, path, endpoint, opts);
+    const text = await this.#cachedExchange(method, path, endpoint, opts);
     if (opts.expect === "text") return text;
     return parseJson(endpoint, text, opts.schema);
+  }
+
+  /** A look-up answered from the budget's cache, or sent and remembered (a 2xx, or a 400/401/403/404 refusal). */
+  async #cachedExchange(method: HttpMethod, path: string, endpoint: string, opts: CommonRequest): Promise<string> {
+    const budget = this.#budget;
+    if (budget === undefined || opts.cache !== true) return this.#exchange(method, path, endpoint, opts);
+    const key = lookupKey(method, this.#url(path, opts.query), opts.token === undefined ? this.#token : opts.token);
+    const hit = budget.cached(key);
+    if (hit !== undefined) {
+      if ("error" in hit) throw hit.error;
+      return hit.text;
+    }
+    try {
+      const text = await this.#exchange(method, path, endpoint, opts);
+      budget.remember(key, { text });
+      return text;
+    } catch (err) {
+      if (err instanceof HttpStatusError && [400, 401, 403, 404].includes(err.status)) budget.remember(key, { error: err });
+      throw err;
+    }
   }
 
   /** One request with its retries; the body text of the 2xx answer. */
@@ -113,13 +140,19 @@ export class GitlabClient {
 
   /** One exchange, body included, under the per-request deadline: the 2xx body text, or the status error. */
   async #attempt(method: HttpMethod, path: string, endpoint: string, opts: CommonRequest): Promise<string | Refused> {
+    const route = routeTemplate(method, `/api/v4${path}`);
+    await this.#budget?.take(route, opts.signal);
     const limit = deadline(this.#requestTimeoutMs, opts.signal);
+    let status: number | undefined;
+    let headers: Dispatcher.ResponseData["headers"] = {};
     try {
       const res = await this.#follow(method, this.#url(path, opts.query), { ...opts, signal: limit.signal });
+      ({ statusCode: status, headers } = res);
       if (res.statusCode < 300) return await readBounded(res.body, endpoint, (opts as Partial<TextRequest>).expect === "text");
       return { res, error: await statusError(res, endpoint) };
     } finally {
       limit.dispose();
+      this.#budget?.observe(route, status, headers);
     }
   }
 

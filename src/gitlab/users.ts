@@ -20,7 +20,7 @@ export type { DeployToken, GitlabUser, PersonalAccessToken };
  * which has it, is fetched too.
  */
 export async function findUser(client: GitlabClient, username: string, signal: AbortSignal): Promise<GitlabUser | undefined> {
-  const users = await client.request("GET", "/users", { signal, schema: gitlabUserListSchema, query: { username } });
+  const users = await client.request("GET", "/users", { signal, schema: gitlabUserListSchema, query: { username }, cache: true });
   const user = users.find((u) => u.username.toLowerCase() === username.toLowerCase());
   if (!user || user.bot !== undefined) return user;
   return (await getUser(client, user.id, signal)) ?? user;
@@ -29,7 +29,7 @@ export async function findUser(client: GitlabClient, username: string, signal: A
 /** The user with this id (`GET /users/:id`), or undefined when GitLab has none. */
 export async function getUser(client: GitlabClient, id: number, signal: AbortSignal): Promise<GitlabUser | undefined> {
   try {
-    return await client.request("GET", `/users/${id}`, { signal, schema: gitlabUserSchema });
+    return await client.request("GET", `/users/${id}`, { signal, schema: gitlabUserSchema, cache: true });
   } catch (err) {
     if (err instanceof HttpStatusError && err.status === 404) return undefined;
     throw err;
@@ -57,7 +57,7 @@ export type RefusedState = "revoked" | "expired" | "blocked" | "deactivated" | "
  */
 export async function lookupToken(client: GitlabClient, secret: Secret, signal: AbortSignal): Promise<TokenLookup> {
   try {
-    const token = await client.request("GET", "/personal_access_tokens/self", { signal, schema: personalAccessTokenSchema, token: secret });
+    const token = await client.request("GET", "/personal_access_tokens/self", { signal, schema: personalAccessTokenSchema, token: secret, cache: true });
     return { kind: "token", token };
   } catch (err) {
     if (!(err instanceof HttpStatusError) || ![400, 401, 403].includes(err.status)) throw err;
@@ -97,6 +97,7 @@ export async function findDeployTokens(client: GitlabClient, username: string, s
       signal,
       schema: deployTokenListSchema,
       query: { per_page: DEPLOY_TOKENS_PER_PAGE, page },
+      cache: true,
     });
     found.push(...tokens.filter((t) => t.username.toLowerCase() === username.toLowerCase()));
     if (tokens.length < DEPLOY_TOKENS_PER_PAGE) break;

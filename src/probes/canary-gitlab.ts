@@ -63,7 +63,8 @@ export function gitlabCanary(ctx: GitlabCanaryContext): Promise<ProbeResult> {
 
 async function canaryRun(ctx: GitlabCanaryContext, cfg: GitlabCanaryConfig): Promise<ProbeOutcome> {
   if (ctx.client) return canaryPipeline(ctx, ctx.client, cfg);
-  const client = new GitlabClient({ url: cfg.url, ...(cfg.token ? { token: cfg.token } : {}), ...(cfg.ca ? { ca: cfg.ca } : {}), logger: ctx.logger });
+  const budget = ctx.gitlabBudget;
+  const client = new GitlabClient({ url: cfg.url, ...(cfg.token ? { token: cfg.token } : {}), ...(cfg.ca ? { ca: cfg.ca } : {}), logger: ctx.logger, ...(budget ? { budget } : {}) });
   try {
     return await canaryPipeline(ctx, client, cfg);
   } finally {

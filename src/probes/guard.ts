@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Config } from "../config/resolve.js";
 import { normalizeRegistry, parseImageRef } from "../image.js";
+import { DEFAULT_REQUESTS_PER_MINUTE, GitlabBudgets } from "../gitlab/budget.js";
 import type { RateLimit } from "../registry/client.js";
 import type { Credential, ProbeKind, ProbeResult, Runner } from "../types.js";
 import { AuthBackoff, backoffKey, type AttemptOutcome, DEFAULT_AUTH_BACKOFF, type Held } from "./backoff.js";
@@ -17,11 +18,23 @@ export class NoHarm {
   readonly backoff: AuthBackoff;
   readonly pulls = new PullStates();
   readonly shared = new SharedResults();
+  /** One GitLab API budget per instance: owner checks, the canary and variable crawls share it. */
+  readonly gitlab: GitlabBudgets;
   /** Where a registry's `ratelimit-*` headers go (the daemon's metrics). */
   onRateLimit: ((registry: string, rateLimit: RateLimit) => void) | undefined;
+  /** Where each GitLab request is counted (the daemon's metrics). */
+  onGitlabRequest: ((endpoint: string, code: string) => void) | undefined;
 
-  constructor(config: { authBackoff?: Config["authBackoff"] }, now: () => number = Date.now) {
+  constructor(config: Pick<Config, "authBackoff" | "gitlab">, now: () => number = Date.now) {
     this.backoff = new AuthBackoff({ ...(config.authBackoff ?? DEFAULT_AUTH_BACKOFF), now });
+    const gitlab = config.gitlab;
+    this.gitlab = new GitlabBudgets((url) => ({
+      requestsPerMinute: (url === gitlab?.url ? gitlab.requestsPerMinute : undefined) ?? DEFAULT_REQUESTS_PER_MINUTE,
+      // A little under one interval: each round of checks asks GitLab once, and the runners of that round share it.
+      cacheTtlMs: Math.round((gitlab?.intervalMs ?? 5 * 60_000) * 0.9),
+      onRequest: (endpoint, code) => this.onGitlabRequest?.(endpoint, code),
+      now,
+    }));
   }
 }
 

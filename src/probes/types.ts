@@ -1,5 +1,6 @@
 import type { Config } from "../config/resolve.js";
 import type { Logger } from "../log.js";
+import type { GitlabBudget } from "../gitlab/budget.js";
 import type { RateLimit } from "../registry/client.js";
 import { scrub } from "../secret.js";
 import type { PullState } from "./pull-plan.js";
@@ -24,6 +25,8 @@ export interface ProbeContext {
   onRateLimit?(registry: string, rateLimit: RateLimit): void;
   /** The registry or its token realm refused the credential itself: the auth-failure backoff counts it. */
   onCredentialRefused?(): void;
+  /** The GitLab API budget of the instance a GitLab probe talks to. */
+  gitlabBudget?: GitlabBudget;
 }
 
 /** What a probe body returns on success (beyond success itself). */

@@ -81,22 +81,26 @@ export function handleJwtAuth(state: GitlabState, key: SigningKey, req: Incoming
   };
   const auth = req.headers.authorization ?? "";
   let user;
+  // Who tried, for tests that count failed authentications per user (a username is no secret).
+  let tried = "";
   if (req.method === "POST") {
     // OAuth2 refresh-token form, as Docker sends for an identitytoken.
     const form = new URLSearchParams(body);
     const username = form.get("username") ?? "";
+    tried = username;
     const token = form.get("refresh_token") ?? form.get("password") ?? "";
     user = state.authenticate(username, token);
   } else if (auth.startsWith("Basic ")) {
     const decoded = Buffer.from(auth.slice(6), "base64").toString("utf8");
     const colon = decoded.indexOf(":");
+    tried = colon < 0 ? "" : decoded.slice(0, colon);
     user = colon < 0 ? undefined : state.authenticate(decoded.slice(0, colon), decoded.slice(colon + 1));
   } else {
     deny();
     return;
   }
   if (!user) {
-    state.log.push({ at: Date.now(), event: "jwt_denied", username: auth ? "(basic)" : "" });
+    state.log.push({ at: Date.now(), event: "jwt_denied", username: tried });
     deny();
     return;
   }

@@ -46,6 +46,11 @@ export async function startFakeGitlab(key: SigningKey, port = 0): Promise<FakeGi
 
 function route(state: GitlabState, key: SigningKey, req: IncomingMessage, res: ServerResponse, body: string): void {
   const url = new URL(req.url ?? "/", "http://127.0.0.1");
+  if (!url.pathname.startsWith("/-/test/")) {
+    const seen: GitlabState["requests"][number] = { at: Date.now(), method: req.method ?? "GET", path: url.pathname };
+    state.requests.push(seen);
+    res.once("finish", () => (seen.status = res.statusCode));
+  }
   if (url.pathname === "/jwt/auth") {
     handleJwtAuth(state, key, req, res, url, body);
     return;
@@ -65,6 +70,9 @@ function route(state: GitlabState, key: SigningKey, req: IncomingMessage, res: S
  *   POST /-/test/users/:username/state      {state}
  *   POST /-/test/tokens                     {username} -> {token}   (a PRIVATE-TOKEN for the API)
  *   POST /-/test/users/:username/revoke     revoke the token that is this user's password (access or deploy token)
+ *   POST /-/test/users/:username/password   {password}: the account's secret changes
+ *   GET  /-/test/requests?path=/jwt/auth     the requests answered at that path: [{at, method, path, status}]
+ *   GET  /-/test/log?event=jwt_denied        the events logged: [{at, event, username}]
  */
 function testControl(state: GitlabState, req: IncomingMessage, res: ServerResponse, url: URL, body: string): void {
   const json = (status: number, value: unknown) => {
@@ -84,6 +92,24 @@ function testControl(state: GitlabState, req: IncomingMessage, res: ServerRespon
   const revokeMatch = /^\/-\/test\/users\/([^/]+)\/revoke$/.exec(url.pathname);
   if (req.method === "POST" && revokeMatch?.[1]) {
     json(200, state.revoke(decodeURIComponent(revokeMatch[1])));
+    return;
+  }
+  const passwordMatch = /^\/-\/test\/users\/([^/]+)\/password$/.exec(url.pathname);
+  if (req.method === "POST" && passwordMatch?.[1]) {
+    const user = state.users.get(decodeURIComponent(passwordMatch[1]));
+    if (!user) return json(404, { message: "no such user" });
+    user.password = String(input.password);
+    json(200, { username: user.username });
+    return;
+  }
+  if (req.method === "GET" && url.pathname === "/-/test/requests") {
+    const path = url.searchParams.get("path");
+    json(200, state.requests.filter((r) => path === null || r.path === path));
+    return;
+  }
+  if (req.method === "GET" && url.pathname === "/-/test/log") {
+    const event = url.searchParams.get("event");
+    json(200, state.log.filter((e) => event === null || e.event === event));
     return;
   }
   if (req.method === "POST" && url.pathname === "/-/test/tokens") {

@@ -64,6 +64,8 @@ export class GitlabState {
   readonly apiTokens = new Map<string, string>();
   /** What happened, for tests that assert on it (never a secret). */
   readonly log: { at: number; event: string; username: string }[] = [];
+  /** Every request the fake answered (method and path, never a header), for tests that count what ci-prober sends. */
+  readonly requests: { at: number; method: string; path: string; status?: number }[] = [];
   #nextUserId = 2;
   #nextTokenId = 1;
 
