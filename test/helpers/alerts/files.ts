@@ -28,6 +28,7 @@ export const ALERT_SEVERITIES: Record<string, "page" | "ticket"> = {
   CIRunnerUsesPersonalCredential: "ticket",
   CIRegistryCredentialExpiringSoon: "ticket",
   CIRegistryCertificateExpiringSoon: "ticket",
+  CIRegistryRateLimitLow: "ticket",
 };
 
 export function loadRules(path = RULES_FILE): RulesFile {
