@@ -75,7 +75,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       case "once":
         return await (await import("./commands/once.js")).onceCommand(config, values.json ?? false);
       case "credentials":
-        return await (await import("./commands/credentials.js")).credentialsCommand(config, values.json ?? false);
+        return await (await import("./commands/credentials.js")).credentialsCommand(config, { json: values.json ?? false, gitlab: false });
       case "check-config":
         return await (await import("./commands/check-config.js")).checkConfigCommand(config);
     }

@@ -26,6 +26,8 @@ export interface Sink {
 export interface Plan {
   runners: Runner[];
   credentials: Map<string, Credential[]>;
+  /** Registry paths the job token answers for (GitLab's registry and dependency proxy); empty without `gitlab:`. */
+  jobTokenPaths: string[];
   tasks: Task[];
   /** One line per bad input (a config.toml that does not parse, an image that is not a reference…). */
   errors: string[];
@@ -60,9 +62,10 @@ async function planIn({ config, logger, sink, signal, checks = false, harm = new
   const { runners, errors: runnerErrors } = await expandRunners(config);
   const errors = runnerErrors.map((e) => e.message);
   const credentials = new Map<string, Credential[]>();
+  const jobTokenPaths = await planJobTokenPaths(config, logger, signal, harm);
   await Promise.all(
     runners.map(async (runner) => {
-      const creds = await runnerCredentials(runner, { signal, helperTimeoutMs: config.helperTimeoutMs });
+      const creds = await runnerCredentials(runner, { signal, helperTimeoutMs: config.helperTimeoutMs, jobTokenPaths });
       credentials.set(runner.name, creds);
       for (const c of creds) if (c.error) errors.push(c.error.message);
     }),
@@ -71,8 +74,11 @@ async function planIn({ config, logger, sink, signal, checks = false, harm = new
   for (const runner of runners) {
     const interval = runner.intervalMs ?? config.intervalMs;
     const timeout = runner.timeoutMs ?? config.timeoutMs;
-    // A whole file that could not be read stands under ANY_REGISTRY: it is reported, not a login target.
-    const registries = new Set((credentials.get(runner.name) ?? []).map((c) => c.registry).filter((r) => r !== ANY_REGISTRY));
+    // A whole file that could not be read stands under ANY_REGISTRY: it is reported, not a login target. A path key is its own
+    // login target (its credential is tried at its registry); the job token is not the runner's to try.
+    const registries = new Set(
+      (credentials.get(runner.name) ?? []).filter((c) => c.registry !== ANY_REGISTRY && c.kind !== "job_token").map((c) => c.path ?? c.registry),
+    );
     const images: string[] = [];
     for (const image of runner.images) {
       try {
@@ -95,14 +101,30 @@ async function planIn({ config, logger, sink, signal, checks = false, harm = new
   if (gitlabCanary) tasks.push(gitlabCanaryTask(config, gitlabCanary, logger, sink, harm));
   if (checks && sink.check && config.gitlab) {
     for (const runner of runners) {
-      const creds = (credentials.get(runner.name) ?? []).filter((c) => !c.error);
+      const creds = (credentials.get(runner.name) ?? []).filter((c) => !c.error && c.secret !== undefined);
       if (creds.length > 0) tasks.push(credentialCheckTask(config, config.gitlab, runner, creds, logger, sink, harm));
     }
   }
   if (checks && sink.cert) {
     for (const registry of tlsRegistries(config, credentials, runners)) tasks.push(certificateTask(config, registry, sink));
   }
-  return { runners, credentials, tasks, errors };
+  return { runners, credentials, jobTokenPaths, tasks, errors };
+}
+
+/** The job token's registry paths, when `gitlab:` is configured; a GitLab that cannot be asked leaves only the dependency proxy. */
+async function planJobTokenPaths(config: Config, logger: Logger, signal: AbortSignal, harm: NoHarm): Promise<string[]> {
+  const gitlab = config.gitlab;
+  if (!gitlab) return [];
+  const [{ GitlabClient }, { jobTokenPaths }] = await Promise.all([import("./gitlab/client.js"), import("./gitlab/job-token.js")]);
+  let client: InstanceType<typeof GitlabClient> | undefined;
+  const budget = harm.gitlab.for(gitlab.url);
+  const make = () =>
+    (client ??= new GitlabClient({ url: gitlab.url, ...(gitlab.token ? { token: gitlab.token } : {}), ...(gitlab.ca !== undefined ? { ca: gitlab.ca } : {}), logger, budget }));
+  try {
+    return await jobTokenPaths(gitlab, make, signal);
+  } finally {
+    await client?.close();
+  }
 }
 
 function gitlabCanaryTask(config: Config, cfg: GitlabCanaryConfig, logger: Logger, sink: Sink, harm: NoHarm): Task {
@@ -143,8 +165,9 @@ function credentialCheckTask(config: Config, gitlab: GitlabConfig, runner: Runne
       const budget = harm.gitlab.for(gitlab.url);
       const client = new GitlabClient({ url: gitlab.url, ...(gitlab.token ? { token: gitlab.token } : {}), ...(gitlab.ca !== undefined ? { ca: gitlab.ca } : {}), logger, budget });
       for (const c of creds) {
-        const check = await checkCredential(client, c, signal, logger);
-        sink.check?.(`check|${runner.name}|${c.registry}`, check);
+        // Owner facts are keyed by the path the key names, as credential_info is: a path key and its host are two credentials.
+        const check = await checkCredential(client, { ...c, registry: c.path ?? c.registry }, signal, logger);
+        sink.check?.(`check|${runner.name}|${c.path ?? c.registry}`, check);
       }
     },
   };
@@ -212,7 +235,7 @@ export function probeTask(o: ProbeTaskOptions): Task {
       const { probe, runner, target, config, intervalMs } = o;
       const result = await guardedProbe(o.harm, { config, runner, probe, target, intervalMs, signal, context, run: (ctx) => PROBES[probe](ctx) });
       if (used && !result.credential) {
-        result.credential = { registry: used.registry, username: used.username, kind: used.kind, source: used.source, secretType: used.secretType };
+        result.credential = { registry: used.path ?? used.registry, username: used.username, kind: used.kind, source: used.source, secretType: used.secretType };
       }
       o.sink.result(key, result);
     },
@@ -220,8 +243,8 @@ export function probeTask(o: ProbeTaskOptions): Task {
 }
 
 /** The credential rows of SPEC.md's `credentials --json`, for /status. */
-export function credentialViews(credentials: Credential[]): CredentialView[] {
-  return credentials.map((c) => credentialRow(c) as CredentialView);
+export function credentialViews(credentials: Credential[], jobTokenPaths: readonly string[] = []): CredentialView[] {
+  return credentials.map((c) => credentialRow(c, jobTokenPaths));
 }
 
 /** Registries spoken to over TLS: their certificates are worth watching. */

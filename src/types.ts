@@ -49,6 +49,18 @@ export interface Credential {
   helper?: string;
   /** Set when the source could not be read or the helper failed; the credential is then unusable. */
   error?: { reason: Reason; message: string };
+  /**
+   * The registry path its key names, as GitLab Runner matches it: the host for a
+   * host key (`registry.example.jp`), host and path for a path key
+   * (`registry.example.jp/team-a`). Absent only for a source broken as a whole.
+   */
+  path?: string;
+  /** True for the one credential the runner uses for `path` (SPEC.md, Which credential a runner uses). */
+  inUse?: boolean;
+  /** The source of the credential (or the empty key) that wins for `path` when this one does not, else null. */
+  shadowedBy?: string | null;
+  /** A GitLab CI/CD variable's environment_scope, for credentials GitLab holds. */
+  environmentScope?: string;
 }
 
 export type ProbeKind = "login" | "pull" | "canary";

@@ -67,6 +67,10 @@ export interface GitlabConfig {
   intervalMs: number;
   /** The GitLab API budget: requests a minute across owner checks, canary and crawls. */
   requestsPerMinute?: number;
+  /** The instance's container registry host[:port]; learnt from the API when absent. */
+  registry?: string;
+  /** Read DOCKER_AUTH_CONFIG held in GitLab: every group and project (true), or these full paths of groups and projects. */
+  variables?: true | string[];
 }
 
 export interface AuthBackoffConfig {
@@ -244,6 +248,8 @@ function resolveGitlab(g: NonNullable<RawConfig["gitlab"]>, files: ConfigFiles):
     ...(g.token_file !== undefined ? { token: files.secret(g.token_file, "gitlab.token_file") } : {}),
     ...(g.token !== undefined ? { token: new Secret(g.token) } : {}),
     ...(g.ca_file !== undefined ? { ca: files.text(g.ca_file, "gitlab.ca_file") } : {}),
+    ...(g.registry !== undefined ? { registry: normalizeRegistry(g.registry) } : {}),
+    ...(g.variables === true || Array.isArray(g.variables) ? { variables: g.variables } : {}),
   };
 }
 

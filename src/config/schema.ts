@@ -98,6 +98,12 @@ const gitlab = z.strictObject({
   interval: positiveDuration.optional(),
   /** GitLab API requests a minute, all of ci-prober's together (owner checks, canary, crawls). */
   requests_per_minute: z.number().int().min(1, { message: "expected an integer of at least 1" }).optional(),
+  /** The instance's container registry, when the API should not be asked (host[:port]). */
+  registry: z.string().regex(/^[^/\s]+$/, { message: "expected a registry host[:port] like registry.example.jp" }).optional(),
+  /** DOCKER_AUTH_CONFIG held as CI/CD variables: true for every group and project, or a list of full paths. */
+  variables: z
+    .union([z.boolean(), z.array(z.string().min(1))], { error: "expected true, false or a list of group and project full paths" })
+    .optional(),
 });
 
 /** After unauthorized/forbidden: when a refused secret is tried again (SPEC.md, Probes → doing no harm). */

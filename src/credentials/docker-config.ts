@@ -35,13 +35,24 @@ export async function loadDockerConfigs(runner: Runner, signal: AbortSignal): Pr
   const out: LoadedDockerConfig[] = [];
   if (runner.dockerAuthConfig) out.push(parseDockerConfig(runner.dockerAuthConfig.value, runner.dockerAuthConfig.source));
   if (runner.dockerConfig !== undefined) {
-    const loaded = await readDockerConfigFile(runner.dockerConfig, signal);
+    const loaded = (await readDockerConfigFile(runner.dockerConfig, signal)) ?? (await readLegacyDockercfg(runner.dockerConfig, signal));
     if (loaded) out.push(loaded);
   }
   return out;
 }
 
-async function readDockerConfigFile(file: string, signal: AbortSignal): Promise<LoadedDockerConfig | undefined> {
+/**
+ * GitLab Runner falls back to `~/.dockercfg` when `~/.docker/config.json` is
+ * absent: the pre-1.7 format, a bare object of registry → auth entry.
+ */
+async function readLegacyDockercfg(configJson: string, signal: AbortSignal): Promise<LoadedDockerConfig | undefined> {
+  if (!configJson.endsWith("/.docker/config.json")) return undefined;
+  const file = `${configJson.slice(0, -"/.docker/config.json".length)}/.dockercfg`;
+  const loaded = await readDockerConfigFile(file, signal, true);
+  return loaded;
+}
+
+async function readDockerConfigFile(file: string, signal: AbortSignal, legacy = false): Promise<LoadedDockerConfig | undefined> {
   let text: string;
   try {
     text = await readFile(file, { encoding: "utf8", signal });
@@ -52,7 +63,17 @@ async function readDockerConfigFile(file: string, signal: AbortSignal): Promise<
     if (code === "ENOENT") return undefined;
     return { state: "broken", where: file, message: `${file}: cannot read: ${code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : (code ?? "unknown error")}` };
   }
-  return parseDockerConfig(text, file);
+  return legacy ? parseDockerConfig(legacyAsConfig(text), file) : parseDockerConfig(text, file);
+}
+
+/** A .dockercfg text as a config.json text; text that is not a JSON object is left for parseDockerConfig to report. */
+function legacyAsConfig(text: string): string {
+  try {
+    const data: unknown = JSON.parse(text);
+    return data !== null && typeof data === "object" && !Array.isArray(data) ? JSON.stringify({ auths: data }) : text;
+  } catch {
+    return text;
+  }
 }
 
 /** Parse a Docker config.json text the way the Docker CLI decodes it (unknown keys ignored, wrong types rejected). */

@@ -98,6 +98,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
 class PlanState {
   readonly #kinds = new Map<string, CredentialKind>();
   #credentials = new Map<string, Credential[]>();
+  #jobTokenPaths: string[] = [];
   #runners = new Set<string>();
   #errors = "";
 
@@ -113,20 +114,21 @@ class PlanState {
     if (check.error || check.kind === "unknown") return;
     this.#kinds.set(`${check.runner}|${check.registry}|${check.username}`, check.kind);
     const creds = this.#credentials.get(check.runner);
-    if (creds) this.metrics.setCredentials(check.runner, this.#withKinds(creds));
+    if (creds) this.metrics.setCredentials(check.runner, this.#withKinds(creds), this.#jobTokenPaths);
   }
 
   apply(p: Plan): void {
     const { metrics, status, logger } = this;
-    status.setRunners(p.runners, new Map([...p.credentials].map(([name, creds]) => [name, credentialViews(this.#withKinds(creds))])));
+    status.setRunners(p.runners, new Map([...p.credentials].map(([name, creds]) => [name, credentialViews(this.#withKinds(creds), p.jobTokenPaths)])));
     // A runner's broken config.json, helper or config.toml is what the prober is there to find: a finding, not an error of its own.
     if (p.errors.join("\n") !== this.#errors) for (const e of p.errors) logger.warn({ error: e }, "runner source unusable");
     this.#errors = p.errors.join("\n");
     status.inputErrors = p.errors;
     this.#credentials = p.credentials;
+    this.#jobTokenPaths = p.jobTokenPaths;
     for (const [name, creds] of p.credentials) {
-      metrics.setCredentials(name, this.#withKinds(creds));
-      const held = new Set(creds.map((c) => `owner|${name}|${c.registry}`));
+      metrics.setCredentials(name, this.#withKinds(creds), p.jobTokenPaths);
+      const held = new Set(creds.map((c) => `owner|${name}|${c.path ?? c.registry}`));
       for (const owner of metrics.owners(`owner|${name}|`)) if (!held.has(owner)) metrics.drop(owner);
     }
     const names = new Set(p.runners.map((r) => r.name));
@@ -148,7 +150,7 @@ class PlanState {
   }
 
   #withKinds(creds: Credential[]): Credential[] {
-    return creds.map((c) => ({ ...c, kind: this.kindOf(c) }));
+    return creds.map((c) => ({ ...c, kind: this.kindOf({ ...c, registry: c.path ?? c.registry }) }));
   }
 }
 

@@ -1,3 +1,4 @@
+import { rowNote } from "../credentials/format.js";
 import type { StatusStore } from "./status.js";
 
 /** The / page: the same facts as /status, for a person at two in the morning. */
@@ -15,22 +16,28 @@ export function renderStatusPage(status: StatusStore): string {
   const creds = status.runners
     .flatMap((runner) => runner.credentials)
     .map(
-      (c) => `<tr class="${c.error ? "bad" : ""}"><td>${esc(c.runner)}</td><td>${esc(c.registry)}</td><td>${esc(c.username)}</td>` +
-        `<td>${esc(c.kind)}</td><td>${esc(c.secret_type)}</td><td><code>${esc(c.source)}</code></td><td>${esc(c.error ?? "")}</td></tr>`,
+      (c) => `<tr class="${c.error ? "bad" : c.in_use ? "" : "shadowed"}"><td>${esc(c.runner)}</td><td>${esc(c.registry)}</td><td>${esc(c.username)}</td>` +
+        `<td>${esc(c.kind)}</td><td>${esc(c.secret_type)}</td><td>${c.in_use ? "in use" : "no"}</td><td><code>${esc(c.source)}</code>${esc(rowNote(c))}</td>` +
+        `<td>${esc(c.error ?? "")}</td></tr>`,
     )
     .join("\n");
+  const latent = status.runners
+    .filter((r) => r.latent_failures !== null)
+    .map((r) => `<li>runner <b>${esc(r.name)}</b>: ${esc(r.latent_failures ?? "")}</li>`)
+    .join("");
   const errors = status.inputErrors.map((e) => `<li>${esc(e)}</li>`).join("");
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>ci-prober</title>
 <style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
-tr.bad td{background:#fdd}tr.ok td:nth-child(4){color:#070}pre{margin:0;font-size:.85em}code{font-size:.9em}</style></head>
+tr.bad td{background:#fdd}tr.shadowed td{color:#777}tr.ok td:nth-child(4){color:#070}pre{margin:0;font-size:.85em}code{font-size:.9em}</style></head>
 <body><h1>ci-prober</h1>
 <p>Config: <code>${esc(status.configFile)}</code> · ${results.length} probes, <b>${failing} failing</b> · <a href="/status">/status</a> · <a href="/metrics">/metrics</a></p>
 ${errors ? `<h2>Input errors</h2><ul>${errors}</ul>` : ""}
 <h2>Probes</h2><table><tr><th>runner</th><th>probe</th><th>target</th><th>result</th><th>duration</th><th>error / log</th></tr>
 ${rows}</table>
-<h2>Credentials</h2><table><tr><th>runner</th><th>registry</th><th>user</th><th>kind</th><th>secret</th><th>source</th><th>error</th></tr>
-${creds}</table></body></html>
+<h2>Credentials</h2><table><tr><th>runner</th><th>registry</th><th>user</th><th>kind</th><th>secret</th><th>in use</th><th>source</th><th>error</th></tr>
+${creds}</table>
+${latent ? `<h2>Latent failures</h2><ul>${latent}</ul>` : ""}</body></html>
 `;
 }
 

@@ -1,19 +1,12 @@
+import type { CredentialRow } from "../credentials/format.js";
+import { cachedImagePolicy } from "../credentials/pull-policy.js";
 import type { CredentialCheckView } from "./status-types.js";
 import type { ProbeResult, Runner } from "../types.js";
 
 export type { CredentialCheckView };
 
-/** A credential as /status shows it: where it is and whose, never its secret. */
-export interface CredentialView {
-  runner: string;
-  registry: string;
-  username: string;
-  kind: string;
-  secret_type: string;
-  source: string;
-  error?: string;
-  reason?: string;
-}
+/** A credential as /status shows it: the `credentials --json` row (where it is, whose, in use or shadowed), never its secret. */
+export type CredentialView = CredentialRow;
 
 export interface RunnerView {
   name: string;
@@ -22,6 +15,10 @@ export interface RunnerView {
   docker_host: string;
   docker_config: string | null;
   images: string[];
+  /** `[runners.docker] pull_policy`, null when unset (GitLab Runner then uses `always`). */
+  pull_policy: string[] | null;
+  /** Set when the pull policy lets a job start from a cached image without any credential: a broken credential stays hidden. */
+  latent_failures: string | null;
   credentials: CredentialView[];
 }
 
@@ -45,6 +42,8 @@ export class StatusStore {
       docker_host: r.dockerHost,
       docker_config: r.dockerConfig ?? null,
       images: r.images,
+      pull_policy: r.pullPolicy ?? null,
+      latent_failures: cachedImagePolicy(r) ?? null,
       credentials: credentials.get(r.name) ?? [],
     }));
   }

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { shadowsJobToken } from "../credentials/resolve.js";
 import type { CanaryJob, Credential, ProbeResult } from "../types.js";
 import { VERSION } from "../version.js";
 
@@ -49,7 +50,16 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly lastRun = this.#gauge("ci_prober_probe_last_run_timestamp_seconds", "When this probe last finished, epoch seconds.", ["probe", "runner", "target"]);
-  readonly credentialInfo = this.#gauge("ci_prober_credential_info", "A credential a runner holds and where it is stored; always 1.", ["runner", "registry", "source", "username", "kind"]);
+  readonly credentialInfo = this.#gauge(
+    "ci_prober_credential_info",
+    "A credential a runner holds, where it is stored, and whether it is the one used (in_use) or shadowed; always 1.",
+    ["runner", "registry", "source", "username", "kind", "in_use"],
+  );
+  readonly shadowsJobToken = this.#gauge(
+    "ci_prober_credential_shadows_job_token",
+    "A stored credential that wins over the job token for the GitLab instance's registry or dependency proxy; always 1.",
+    ["runner", "registry", "source"],
+  );
   readonly ownerState = this.#gauge("ci_prober_credential_owner_state", "State of the credential's owner in GitLab; always 1.", ["runner", "registry", "username", "state"]);
   readonly credentialExpiry = this.#gauge("ci_prober_credential_expiry_timestamp_seconds", "When the credential's token expires, epoch seconds.", ["runner", "registry"]);
   readonly certExpiry = this.#gauge("ci_prober_tls_cert_expiry_timestamp_seconds", "When the registry's TLS certificate expires, epoch seconds.", ["registry"]);
@@ -156,12 +166,19 @@ export class Metrics {
     this.gitlabRequests.inc({ endpoint, code });
   }
 
-  /** Replace the credential_info series of one runner. */
-  setCredentials(runner: string, credentials: Credential[]): void {
+  /**
+   * Replace the credential_info series of one runner (or GitLab holder). The
+   * registry label is the path the key names, so a path key and its host each
+   * have their own in_use="true" series.
+   */
+  setCredentials(runner: string, credentials: Credential[], jobTokenPaths: readonly string[] = []): void {
     const owner = `credentials|${runner}`;
     this.drop(owner);
     for (const c of credentials) {
-      this.#set(owner, this.credentialInfo, { runner, registry: c.registry, source: c.source, username: c.username, kind: c.kind }, 1);
+      const registry = c.path ?? c.registry;
+      const inUse = c.inUse ? "true" : "false";
+      this.#set(owner, this.credentialInfo, { runner, registry, source: c.source, username: c.username, kind: c.kind, in_use: inUse }, 1);
+      if (shadowsJobToken(c, jobTokenPaths)) this.#set(owner, this.shadowsJobToken, { runner, registry, source: c.source }, 1);
     }
   }
 

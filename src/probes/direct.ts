@@ -10,10 +10,10 @@ import type { ProbeContext, ProbeOutcome } from "./types.js";
  * turns that into a reason.
  */
 
-/** `docker login` for ctx.target (a registry host as a credential key). */
+/** `docker login` for ctx.target: a registry host, or a registry path a path key names (`registry.example.jp/team-a`). */
 export async function directLogin(ctx: ProbeContext): Promise<ProbeOutcome> {
   const registry = normalizeRegistry(ctx.target);
-  const credential = await ctx.credentialFor(registry);
+  const credential = await ctx.credentialFor(ctx.target);
   ctx.log.step(credential ? `credential ${credential.username} from ${credential.source}` : `no credential for ${registry}`);
   const client = clientFor(ctx, registry, credential);
   try {
@@ -31,7 +31,8 @@ export async function directLogin(ctx: ProbeContext): Promise<ProbeOutcome> {
  */
 export async function directPull(ctx: ProbeContext): Promise<ProbeOutcome> {
   const ref = parseImageRef(ctx.target);
-  const credential = await ctx.credentialFor(ref.registry);
+  // The whole image name: a path key (`registry.example.jp/team-a`) answers for the images below it.
+  const credential = await ctx.credentialFor(ctx.target);
   ctx.log.step(credential ? `credential ${credential.username} from ${credential.source}` : `no credential for ${ref.registry}`);
   const state: PullState = ctx.pullState ?? {};
   const fullEvery = fullPullIntervalFor(ctx.config, ctx.runner, ref.registry);

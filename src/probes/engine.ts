@@ -12,7 +12,7 @@ import type { ProbeContext, ProbeOutcome } from "./types.js";
 /** login through the engine's /auth; ctx.target is the registry. */
 export async function engineLogin(ctx: ProbeContext): Promise<ProbeOutcome> {
   const registry = normalizeRegistry(ctx.target);
-  const credential = await ctx.credentialFor(registry);
+  const credential = await ctx.credentialFor(ctx.target);
   if (!credential) throw new ProbeError("credential_missing", `runner ${ctx.runner.name} holds no credential for ${registry}`);
   const outcome: ProbeOutcome = { credential: credentialInfo(credential) };
   return withOutcome(outcome, async () => {
@@ -39,7 +39,8 @@ export async function enginePull(ctx: ProbeContext): Promise<ProbeOutcome> {
  */
 export async function runnerPull(ctx: ProbeContext, docker: Docker, image: string, fresh: boolean): Promise<ProbeOutcome & { bytes: number }> {
   const registry = parseImageRef(image).registry;
-  const credential = await ctx.credentialFor(registry);
+  // The whole image name: a path key answers for the images below it, as in GitLab Runner.
+  const credential = await ctx.credentialFor(image);
   const outcome: ProbeOutcome = credential ? { credential: credentialInfo(credential) } : {};
   return withOutcome(outcome, async () => {
     let auth: EngineAuth | undefined;

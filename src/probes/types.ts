@@ -17,8 +17,8 @@ export interface ProbeContext {
   /** The probe's own step-by-step log, shown in /status. */
   log: ProbeLog;
   logger: Logger;
-  /** The credential this runner would use for a registry, resolved fresh (files are re-read each round). */
-  credentialFor(registry: string): Promise<Credential | undefined>;
+  /** The credential this runner would use for an image or a registry path, resolved fresh (files are re-read each round). */
+  credentialFor(target: string): Promise<Credential | undefined>;
   /** Direct pull: what earlier rounds of this probe saw (the daemon keeps it); absent means a first round. */
   pullState?: PullState;
   /** A registry's `ratelimit-*` headers, when it sends them. */

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { MAIN } from "./cli.js";
-import { parseMetrics, type Sample } from "./metrics.js";
+import { assertOneInUse, parseMetrics, type Sample } from "./metrics.js";
 
 /** A ci-prober daemon run as a real process, with its log kept for assertions. */
 export interface DaemonProc {
@@ -43,7 +43,8 @@ export async function startDaemonProc(configFile: string, port: number, env: Nod
     child,
     log: () => output,
     get,
-    metrics: async () => parseMetrics((await get("/metrics")).body),
+    // Every daemon a test runs, on every config, keeps the in_use invariant of credential_info.
+    metrics: async () => assertOneInUse(parseMetrics((await get("/metrics")).body)),
     async stop() {
       if (child.exitCode === null) child.kill("SIGTERM");
       const t = setTimeout(() => child.kill("SIGKILL"), 10_000);

@@ -34,3 +34,20 @@ export function value(samples: Sample[], name: string, match: Record<string, str
   if (found.length !== 1) throw new Error(`${found.length} samples of ${name}${JSON.stringify(match)}`);
   return found[0]?.value ?? NaN;
 }
+
+/**
+ * SPEC.md's invariant of ci_prober_credential_info: for every (runner, registry
+ * path) that has a series at all, exactly one is in_use="true". Throws naming
+ * the pairs that break it; returns the samples for chaining.
+ */
+export function assertOneInUse(samples: Sample[]): Sample[] {
+  const byPath = new Map<string, number>();
+  for (const s of select(samples, "ci_prober_credential_info")) {
+    const key = `${s.labels.runner ?? ""} ${s.labels.registry ?? ""}`;
+    if (s.labels.registry === "*") continue;
+    byPath.set(key, (byPath.get(key) ?? 0) + (s.labels.in_use === "true" ? 1 : 0));
+  }
+  const broken = [...byPath].filter(([, n]) => n !== 1).map(([k, n]) => `${k}: ${n} in use`);
+  if (broken.length > 0) throw new Error(`ci_prober_credential_info must have exactly one in_use="true" per (runner, registry): ${broken.join("; ")}`);
+  return samples;
+}

@@ -3,6 +3,7 @@ import { ProbeLog, type ProbeContext } from "../../src/probes/types.js";
 import { silentLogger } from "../../src/log.js";
 import { Secret } from "../../src/secret.js";
 import type { Credential, Runner } from "../../src/types.js";
+import { normalizeRegistry } from "../../src/image.js";
 
 export const RUNNER: Runner = { name: "runner-a", mode: "direct", source: "test#runners[0]", dockerHost: "unix:///nonexistent.sock", images: [] };
 
@@ -53,6 +54,6 @@ export function probeContext(spec: ContextSpec): ProbeContext {
     signal: AbortSignal.timeout(spec.timeoutMs ?? config.timeoutMs),
     log: new ProbeLog(),
     logger: silentLogger,
-    credentialFor: async (registry) => (spec.credential?.registry === registry ? spec.credential : undefined),
+    credentialFor: async (target) => (spec.credential?.registry === normalizeRegistry(target) ? spec.credential : undefined),
   };
 }

@@ -29,6 +29,7 @@ export const ALERT_SEVERITIES: Record<string, "page" | "ticket"> = {
   CIRegistryCredentialExpiringSoon: "ticket",
   CIRegistryCertificateExpiringSoon: "ticket",
   CIRegistryRateLimitLow: "ticket",
+  CIRunnerCredentialShadowsJobToken: "ticket",
 };
 
 export function loadRules(path = RULES_FILE): RulesFile {

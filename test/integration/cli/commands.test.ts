@@ -159,7 +159,16 @@ describe("credentials and check-config: a runner's broken source exits 1 with on
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`^ci-prober: ${toml.replace(/[.]/g, "\\.")}: line 2 column \\d+: invalid TOML: .+\\n$`));
     expect(JSON.parse(r.stdout)).toEqual([
-      { runner: "by-hand", registry: "registry.example.jp", username: "bob", kind: "unknown", secret_type: "password", source: `${docker}#auths["registry.example.jp"]` },
+      {
+        runner: "by-hand",
+        registry: "registry.example.jp",
+        username: "bob",
+        kind: "unknown",
+        secret_type: "password",
+        source: `${docker}#auths["registry.example.jp"]`,
+        in_use: true,
+        shadowed_by: null,
+      },
     ]);
   });
 });
@@ -194,10 +203,21 @@ describe("embedded default: with no config file, this host's runners are discove
     const r = await runCli(["credentials", "--json"], { env, cwd: home });
     expect(r.code).toBe(0);
     const toml = join(home, ".gitlab-runner", "config.toml");
+    const dac = `${toml}#runners[1].environment.DOCKER_AUTH_CONFIG#auths["registry.example.jp"]`;
+    const file = `${docker}#auths["https://registry.example.jp/v1/"]`;
+    const row = { registry: "registry.example.jp", secret_type: "password" };
     expect(JSON.parse(r.stdout)).toEqual([
-      { runner: "base-runner", registry: "registry.example.jp", username: "t.yamada", kind: "unknown", secret_type: "password", source: `${docker}#auths["https://registry.example.jp/v1/"]` },
-      { runner: "docker-ci", registry: "registry.example.jp", username: "gitlab+deploy-token-7", kind: "deploy_token", secret_type: "password", source: `${toml}#runners[1].environment.DOCKER_AUTH_CONFIG#auths["registry.example.jp"]` },
-      { runner: "docker-ci", registry: "registry.example.jp", username: "t.yamada", kind: "unknown", secret_type: "password", source: `${docker}#auths["https://registry.example.jp/v1/"]` },
+      { ...row, runner: "base-runner", username: "t.yamada", kind: "unknown", source: file, in_use: true, shadowed_by: null },
+      { ...row, runner: "docker-ci", username: "gitlab+deploy-token-7", kind: "deploy_token", source: dac, in_use: true, shadowed_by: null },
+      { ...row, runner: "docker-ci", username: "t.yamada", kind: "unknown", source: file, in_use: false, shadowed_by: dac },
+    ]);
+    const table = await runCli(["credentials"], { env, cwd: home });
+    expect(table.stdout.split("\n").map((l) => l.replace(/ +/g, " "))).toEqual([
+      "RUNNER REGISTRY USERNAME KIND SECRET IN USE SOURCE",
+      `base-runner registry.example.jp t.yamada unknown password yes ${file}`,
+      `docker-ci registry.example.jp gitlab+deploy-token-7 deploy_token password yes ${dac}`,
+      `docker-ci registry.example.jp t.yamada unknown password no ${file} (shadowed by …config.toml#runners[1].environment.DOCKER_AUTH_CONFIG#auths["registry.example.jp"])`,
+      "",
     ]);
     for (const secret of ["ldap-pw-5521", "dt-secret-91", "glrt-not-a-real-token"]) expect(r.stdout.includes(secret)).toBe(false);
 
@@ -222,9 +242,12 @@ describe("credentials with gitlab: configured asks the Users API who owns each c
     const file = config(dir, [`gitlab: {url: "${services.gitlab.url}", token_file: ${tokenFile}}`, "runners:", `  - {name: r1, docker_config: ${docker}}`]);
     const r = await runCli(["credentials", "--config", file, "--json"]);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
-    expect((JSON.parse(r.stdout) as { username: string; kind: string }[]).map((c) => [c.username, c.kind])).toEqual([
-      [human.username, "personal"],
-      [bot.username, "bot"],
+    // The job's own token is listed last, for the dependency proxy (the instance's own host:port): nothing stored shadows it.
+    const proxy = new URL(services.gitlab.url).host;
+    expect((JSON.parse(r.stdout) as { username: string; kind: string; registry: string; in_use: boolean }[]).map((c) => [c.username, c.kind, c.registry, c.in_use])).toEqual([
+      [human.username, "personal", services.token.host, true],
+      [bot.username, "bot", "registry.example.jp", true],
+      ["gitlab-ci-token", "job_token", proxy, true],
     ]);
     for (const secret of [human.password, bot.password]) expect(r.stdout.includes(secret)).toBe(false);
 

@@ -30,11 +30,14 @@ describe("a config.json written by the real docker login", () => {
       secretType: "password",
       source: `${file}#auths["${services.htpasswd.host}"]`,
       secret: undefined,
+      path: services.htpasswd.host,
+      inUse: true,
+      shadowedBy: null,
     });
     expect(cred?.secret?.reveal()).toBe(password);
     // What docker login wrote holds the auth value; none of it reaches the credential's printed forms.
     const auth = JSON.parse(readFileSync(file, "utf8")).auths[services.htpasswd.host].auth as string;
-    for (const printed of [JSON.stringify(creds), inspect(creds, { depth: 10 }), JSON.stringify(creds.map(credentialRow))]) {
+    for (const printed of [JSON.stringify(creds), inspect(creds, { depth: 10 }), JSON.stringify(creds.map((c) => credentialRow(c)))]) {
       expect(printed).not.toContain(password);
       expect(printed).not.toContain(auth);
     }
@@ -57,11 +60,21 @@ describe("auths entries", () => {
       currentContext: "default",
     });
     const creds = await runnerCredentials(testRunner({ dockerConfig: file }), helperOpts());
+    const used = { runner: "r1", inUse: true, shadowedBy: null };
     expect(creds.map((c) => ({ ...c, secret: c.secret?.reveal() }))).toEqual([
-      { runner: "r1", registry: "registry.example.jp", username: "gitlab+deploy-token-17", kind: "deploy_token", secretType: "password", source: `${file}#auths["registry.example.jp"]`, secret: "dt-secret-9a8b" },
-      { runner: "r1", registry: "docker.io", username: "hubuser", kind: "unknown", secretType: "password", source: `${file}#auths["https://index.docker.io/v1/"]`, secret: "hub-pw-55aa" },
-      { runner: "r1", registry: "registry.example.jp:5000", username: "project_42_bot_0f9e8d", kind: "bot", secretType: "password", source: `${file}#auths["https://registry.example.jp:5000/v2/"]`, secret: "bot-token-77cc" },
-      { runner: "r1", registry: "ghcr.example.jp", username: "gitlab-ci-token", kind: "job_token", secretType: "identity_token", source: `${file}#auths["ghcr.example.jp"]`, secret: "idtoken-33dd44" },
+      { ...used, registry: "registry.example.jp", path: "registry.example.jp", username: "gitlab+deploy-token-17", kind: "deploy_token", secretType: "password", source: `${file}#auths["registry.example.jp"]`, secret: "dt-secret-9a8b" },
+      { ...used, registry: "docker.io", path: "docker.io", username: "hubuser", kind: "unknown", secretType: "password", source: `${file}#auths["https://index.docker.io/v1/"]`, secret: "hub-pw-55aa" },
+      {
+        ...used,
+        registry: "registry.example.jp:5000",
+        path: "registry.example.jp:5000",
+        username: "project_42_bot_0f9e8d",
+        kind: "bot",
+        secretType: "password",
+        source: `${file}#auths["https://registry.example.jp:5000/v2/"]`,
+        secret: "bot-token-77cc",
+      },
+      { ...used, registry: "ghcr.example.jp", path: "ghcr.example.jp", username: "gitlab-ci-token", kind: "job_token", secretType: "identity_token", source: `${file}#auths["ghcr.example.jp"]`, secret: "idtoken-33dd44" },
     ]);
   });
 
@@ -90,7 +103,18 @@ describe("bad inputs give a credential with an exact reason and one-line message
     const value = JSON.stringify({ auths: { "ok.example.jp": { auth: b64("bob:env-pw-0202") } } });
     const creds = await runnerCredentials(testRunner({ dockerConfig: file, dockerAuthConfig: { value, source: "/etc/dac.json" } }), helperOpts());
     expect(creds.map((c) => ({ ...c, secret: undefined }))).toEqual([
-      { runner: "r1", registry: "ok.example.jp", username: "bob", kind: "unknown", secretType: "password", source: `/etc/dac.json#auths["ok.example.jp"]`, secret: undefined },
+      {
+        runner: "r1",
+        registry: "ok.example.jp",
+        path: "ok.example.jp",
+        username: "bob",
+        kind: "unknown",
+        secretType: "password",
+        source: `/etc/dac.json#auths["ok.example.jp"]`,
+        secret: undefined,
+        inUse: true,
+        shadowedBy: null,
+      },
       {
         runner: "r1",
         registry: "*",
@@ -100,6 +124,8 @@ describe("bad inputs give a credential with an exact reason and one-line message
         source: file,
         secret: undefined,
         error: { reason: "credential_invalid", message: `${file}: invalid JSON at line 4 column 44: Unterminated string` },
+        inUse: false,
+        shadowedBy: null,
       },
     ]);
   });
@@ -129,22 +155,26 @@ describe("bad inputs give a credential with an exact reason and one-line message
     expect(cred?.error).toEqual({ reason: "credential_invalid", message: `${file}: cannot read: is a directory` });
   });
 
-  test("auth that is not base64, or decodes without ':', is credential_invalid for that entry only", async () => {
-    const dir = tmpDir();
-    const file = writeJson(dir, "config.json", {
-      auths: {
-        "bad64.example.jp": { auth: "not*base64!" },
-        "nocolon.example.jp": { auth: b64("alice-nocolon-pw") },
-        "nouser.example.jp": { auth: b64(":only-a-password") },
-        "good.example.jp": { auth: b64("carol:good-pw-4242") },
-      },
-    });
+  test.each([
+    ["not*base64!", "auth is not valid base64"],
+    [b64("alice-nocolon-pw"), `auth does not decode to "user:password"`],
+    [b64(":only-a-password"), `auth does not decode to "user:password"`],
+  ])("an auth %s drops the whole file as Docker's loader does: credential_invalid naming the entry, the others listed, not used", async (auth, what) => {
+    const file = writeJson(tmpDir(), "config.json", { auths: { "bad.example.jp": { auth }, "good.example.jp": { auth: b64("carol:good-pw-4242") } } });
     const creds = await runnerCredentials(testRunner({ dockerConfig: file }), helperOpts());
-    expect(creds.map((c) => [c.registry, c.username, c.error?.reason, c.error?.message])).toEqual([
-      ["bad64.example.jp", "", "credential_invalid", `${file}#auths["bad64.example.jp"]: auth is not valid base64`],
-      ["nocolon.example.jp", "", "credential_invalid", `${file}#auths["nocolon.example.jp"]: auth does not decode to "user:password"`],
-      ["nouser.example.jp", "", "credential_invalid", `${file}#auths["nouser.example.jp"]: auth does not decode to "user:password"`],
-      ["good.example.jp", "carol", undefined, undefined],
+    expect(creds.map((c) => [c.registry, c.source, c.username, c.inUse, c.error?.reason, c.error?.message])).toEqual([
+      ["bad.example.jp", `${file}#auths["bad.example.jp"]`, "", false, "credential_invalid", `${file}#auths["bad.example.jp"]: ${what}`],
+      ["good.example.jp", `${file}#auths["good.example.jp"]`, "carol", false, undefined, undefined],
+    ]);
+  });
+
+  test("without config.json, ~/.dockercfg (the old format, a bare object of registry to entry) is read, as GitLab Runner does", async () => {
+    const home = tmpDir();
+    mkdirSync(join(home, ".docker"));
+    const legacy = writeJson(home, ".dockercfg", { "https://registry.example.jp/v1/": { auth: b64("old-user:old-pw-1919"), email: "a@example.jp" } });
+    const creds = await runnerCredentials(testRunner({ dockerConfig: join(home, ".docker", "config.json") }), helperOpts());
+    expect(creds.map((c) => [c.path, c.username, c.source, c.inUse])).toEqual([
+      ["registry.example.jp", "old-user", `${legacy}#auths["https://registry.example.jp/v1/"]`, true],
     ]);
   });
 });

@@ -42,7 +42,7 @@ test("every [[runners]] of config.toml is probed with the runner user's config.j
     expect(value(m, "ci_prober_login_success", { runner, registry: host })).toBe(1);
     expect(value(m, "ci_prober_pull_success", { runner, image })).toBe(1);
     expect(select(m, "ci_prober_credential_info", { runner }).map((s) => s.labels)).toEqual([
-      { runner, registry: host, source: `${docker}#auths["${host}"]`, username: "alice", kind: "unknown" },
+      { runner, registry: host, source: `${docker}#auths["${host}"]`, username: "alice", kind: "unknown", in_use: "true" },
     ]);
   }
   expect(select(m, "ci_prober_build_info").map((s) => s.labels)).toEqual([{ version: "0.1.0", node_version: process.version }]);
@@ -77,11 +77,11 @@ test("HTTP: health, readiness, the status page, and nothing else", async () => {
 test("/status shows each probe's step-by-step log and the runner's credentials without secrets", async () => {
   const status = JSON.parse((await daemon.get("/status")).body) as {
     config_file: string;
-    runners: { name: string; credentials: Record<string, string>[] }[];
+    runners: { name: string; credentials: Record<string, string | boolean | null>[] }[];
     probes: { key: string; last: { success: boolean; log: string[] } }[];
   };
   expect(status.runners[0]?.credentials).toEqual([
-    { runner: "alpha", registry: host, username: "alice", kind: "unknown", secret_type: "password", source: `${docker}#auths["${host}"]` },
+    { runner: "alpha", registry: host, username: "alice", kind: "unknown", secret_type: "password", source: `${docker}#auths["${host}"]`, in_use: true, shadowed_by: null },
   ]);
   const login = status.probes.find((p) => p.key === `login|alpha|${host}`)?.last;
   expect(login?.success).toBe(true);

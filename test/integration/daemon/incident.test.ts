@@ -87,11 +87,23 @@ test("a blocked user's credential turns that runner's login and pull to 0 within
   expect(value(after, "ci_prober_login_success", { runner: "docker-ci", registry })).toBe(1);
   expect(value(after, "ci_prober_pull_success", { runner: "docker-ci", image })).toBe(1);
   expect(select(after, "ci_prober_probe_failures_total", { runner: "docker-ci" })).toEqual([]);
+  // With gitlab: configured the job token is listed last, for the instance's dependency proxy (its own host:port).
+  const proxy = new URL(services.gitlab.url).host;
+  const jobToken = (runner: string) => ({
+    runner,
+    registry: proxy,
+    source: `CI_JOB_TOKEN#registry["${proxy}"]`,
+    username: "gitlab-ci-token",
+    kind: "job_token",
+    in_use: "true",
+  });
   expect(select(after, "ci_prober_credential_info", { runner: "base-runner" }).map((s) => s.labels)).toEqual([
-    { runner: "base-runner", registry, source: `${baseConfig}#auths["${registry}"]`, username: yamada.username, kind: "personal" },
+    { runner: "base-runner", registry, source: `${baseConfig}#auths["${registry}"]`, username: yamada.username, kind: "personal", in_use: "true" },
+    jobToken("base-runner"),
   ]);
   expect(select(after, "ci_prober_credential_info", { runner: "docker-ci" }).map((s) => s.labels)).toEqual([
-    { runner: "docker-ci", registry, source: `${ciConfig}#auths["${registry}"]`, username: deploy.username, kind: "deploy_token" },
+    { runner: "docker-ci", registry, source: `${ciConfig}#auths["${registry}"]`, username: deploy.username, kind: "deploy_token", in_use: "true" },
+    jobToken("docker-ci"),
   ]);
 
   const owner = await waitFor("owner state blocked", 5000, async () => {

@@ -16,6 +16,7 @@ import type { Credential, ProbeKind, ProbeResult, Runner } from "../../../src/ty
 import { ACCESS_DENIED_MESSAGE } from "../../fake-gitlab/jwt.js";
 import { buildBusyboxTar, dockerCli } from "../../services/index.js";
 import { run } from "../../services/procs.js";
+import { normalizeRegistry } from "../../../src/image.js";
 
 const services = inject("services");
 const docker = (...args: string[]) => run(dockerCli(), ["-H", services.dockerHost, ...args]);
@@ -81,7 +82,7 @@ function probeContext(opts: { target: string; credentials?: Credential[]; docker
     signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
     log: new ProbeLog(),
     logger: createLogger("debug", (line) => logged.push(line)),
-    credentialFor: async (registry) => opts.credentials?.find((c) => c.registry === registry),
+    credentialFor: async (target) => opts.credentials?.find((c) => c.registry === normalizeRegistry(target)),
   };
   return { ctx, logged };
 }

@@ -22,7 +22,7 @@ function timeout(): AbortSignal {
 }
 
 describe("promtool and amtool", () => {
-  test("promtool check rules accepts alerts.yml with its 10 alerts and 1 recording rule", async () => {
+  test("promtool check rules accepts alerts.yml with its 11 alerts and no recording rule (in_use comes from ci-prober)", async () => {
     const r = await execTool("promtool", ["check", "rules", RULES_FILE], timeout());
     expect(r.stderr).toBe("");
     expect(r.stdout).toContain("SUCCESS: 11 rules found");
@@ -85,7 +85,14 @@ describe("alerts.yml", () => {
   });
 
   test("every credential alert's annotations name the user and the file and key of the credential", () => {
-    const credentialAlerts = ["CIRegistryLoginFailing", "CIImagePullFailing", "CIRegistryCredentialOwnerInactive", "CIRunnerUsesPersonalCredential", "CIRegistryCredentialExpiringSoon"];
+    const credentialAlerts = [
+      "CIRegistryLoginFailing",
+      "CIImagePullFailing",
+      "CIRegistryCredentialOwnerInactive",
+      "CIRunnerUsesPersonalCredential",
+      "CIRegistryCredentialExpiringSoon",
+      "CIRunnerCredentialShadowsJobToken",
+    ];
     for (const name of credentialAlerts) {
       const description = alerts.find((a) => a.alert === name)?.annotations?.description ?? "";
       expect(description, name).toContain("$labels.username");
@@ -94,6 +101,13 @@ describe("alerts.yml", () => {
       expect(description, name).toContain("$labels.runner");
       expect(description, name).toContain("$labels.registry");
     }
+  });
+
+  test("every join on ci_prober_credential_info takes the one in use, and no rule guesses it", () => {
+    for (const a of alerts) {
+      for (const join of a.expr.matchAll(/group_left \([^)]*\)\s*ci_prober_credential_info(\{[^}]*\})?/g)) expect(join[1], a.alert).toBe('{in_use="true"}');
+    }
+    expect(rules.filter((r) => "record" in r)).toEqual([]);
   });
 
   test("alerts.test.yml has, for every alert, a case where it fires and one where it does not", () => {

@@ -26,12 +26,15 @@ describe("credential helpers through the real protocol", () => {
         helper: "cipt",
         source: `${file}#credHelpers["registry.example.jp"]`,
         secret: "helper-secret-0808",
+        path: "registry.example.jp",
+        inUse: true,
+        shadowedBy: null,
       },
     ]);
     expect(calls(opts.log)).toEqual(["get registry.example.jp"]);
   });
 
-  test("credsStore serves what its list names and the empty auths entries docker login leaves; <token> is an identity token", async () => {
+  test("credsStore serves what its list names over the empty auths entries docker login leaves; <token> is an identity token", async () => {
     const file = writeJson(tmpDir(), "config.json", {
       auths: { "registry.example.jp": {}, "leftover.example.jp": {} },
       credsStore: "cipt",
@@ -43,11 +46,13 @@ describe("credential helpers through the real protocol", () => {
       },
     });
     const creds = await runnerCredentials(testRunner({ dockerConfig: file }), opts);
+    const store = { runner: "r1", secretType: "helper", helper: "cipt", source: `${file}#credsStore`, inUse: true, shadowedBy: null };
     expect(creds.map((c) => ({ ...c, secret: c.secret?.reveal() }))).toEqual([
-      { runner: "r1", registry: "registry.example.jp", username: "project_7_bot_aa11", kind: "bot", secretType: "helper", helper: "cipt", source: `${file}#credsStore`, secret: "store-secret-7777" },
-      { runner: "r1", registry: "docker.io", username: "", kind: "unknown", secretType: "identity_token", helper: "cipt", source: `${file}#credsStore`, secret: "hub-identity-token-1234" },
+      { ...store, registry: "registry.example.jp", path: "registry.example.jp", username: "project_7_bot_aa11", kind: "bot", secret: "store-secret-7777" },
+      { ...store, registry: "docker.io", path: "docker.io", username: "", kind: "unknown", secretType: "identity_token", secret: "hub-identity-token-1234" },
     ]);
-    expect(calls(opts.log)).toEqual(["get https://index.docker.io/v1/", "get leftover.example.jp", "get registry.example.jp", "list"]);
+    // Docker's native store asks `get` only for what `list` names; the leftover empty entry stays empty (an anonymous pull).
+    expect(calls(opts.log)).toEqual(["get https://index.docker.io/v1/", "get registry.example.jp", "list"]);
   });
 
   test("a helper's 'credentials not found in native keychain' is no credential, not an error", async () => {
@@ -56,21 +61,24 @@ describe("credential helpers through the real protocol", () => {
     expect(creds).toEqual([]);
   });
 
-  test("a missing helper is helper_failed naming the helper and the file, and hides no other credential", async () => {
+  test("a missing helper is helper_failed naming the helper and the file, and drops the whole file as GitLab Runner does", async () => {
     const file = writeJson(tmpDir(), "config.json", {
       credHelpers: { "registry.example.jp": "cipt-missing", "ok.example.jp": "cipt" },
       auths: { "auths.example.jp": { username: "dave", password: "dave-pw-3131" } },
     });
     const opts = helperOpts({ servers: { "ok.example.jp": { Username: "erin", Secret: "erin-secret-5151" } } });
     const creds = await runnerCredentials(testRunner({ dockerConfig: file }), opts);
-    expect(creds.map((c) => [c.registry, c.username, c.error])).toEqual([
+    expect(creds.map((c) => [c.registry, c.source, c.username, c.inUse, c.error])).toEqual([
       [
         "registry.example.jp",
+        `${file}#credHelpers["registry.example.jp"]`,
         "",
+        false,
         { reason: "helper_failed", message: `${file}#credHelpers["registry.example.jp"]: docker-credential-cipt-missing is not installed (not found on PATH)` },
       ],
-      ["ok.example.jp", "erin", undefined],
-      ["auths.example.jp", "dave", undefined],
+      // Listed, never used: the runner drops the file they came from.
+      ["ok.example.jp", `${file}#credHelpers["ok.example.jp"]`, "erin", false, undefined],
+      ["auths.example.jp", `${file}#auths["auths.example.jp"]`, "dave", false, undefined],
     ]);
   });
 
@@ -111,17 +119,19 @@ describe("credential helpers through the real protocol", () => {
   });
 
   test("a failing or garbled helper answer never puts what it printed (maybe a secret) in the message", async () => {
-    const file = writeJson(tmpDir(), "config.json", { credHelpers: { "a.example.jp": "cipt", "b.example.jp": "cipt" } });
-    const opts = helperOpts({
-      servers: {
-        "a.example.jp": { fail: `{"Username":"x","Secret":"leaky-secret-4646"}`, code: 1 },
-        "b.example.jp": { garbage: "Secret=leaky-secret-5757 but not JSON" },
-      },
-    });
-    const creds = await runnerCredentials(testRunner({ dockerConfig: file }), opts);
-    expect(creds.map((c) => c.error)).toEqual([
-      { reason: "helper_failed", message: `${file}#credHelpers["a.example.jp"]: docker-credential-cipt get exited with code 1` },
-      { reason: "helper_failed", message: `${file}#credHelpers["b.example.jp"]: docker-credential-cipt get printed no credential-helper JSON` },
+    const answers = {
+      "a.example.jp": { fail: `{"Username":"x","Secret":"leaky-secret-4646"}`, code: 1 },
+      "b.example.jp": { garbage: "Secret=leaky-secret-5757 but not JSON" },
+    };
+    const errors = [];
+    for (const key of ["a.example.jp", "b.example.jp"]) {
+      const file = writeJson(tmpDir(), "config.json", { credHelpers: { [key]: "cipt" } });
+      const creds = await runnerCredentials(testRunner({ dockerConfig: file }), helperOpts({ servers: answers }));
+      errors.push(...creds.map((c) => c.error && { ...c.error, message: c.error.message.replace(file, "FILE") }));
+    }
+    expect(errors).toEqual([
+      { reason: "helper_failed", message: `FILE#credHelpers["a.example.jp"]: docker-credential-cipt get exited with code 1` },
+      { reason: "helper_failed", message: `FILE#credHelpers["b.example.jp"]: docker-credential-cipt get printed no credential-helper JSON` },
     ]);
   });
 
@@ -136,8 +146,10 @@ describe("credential helpers through the real protocol", () => {
         kind: "unknown",
         secretType: "helper",
         helper: "cipt",
-        source: `${file}#credsStore`,
+        source: file,
         error: { reason: "helper_failed", message: `${file}#credsStore: docker-credential-cipt list exited with code 1: the keyring is locked` },
+        inUse: false,
+        shadowedBy: null,
       },
     ]);
   });
@@ -170,33 +182,33 @@ describe("credential helpers through the real protocol", () => {
         "a.example.jp": { auth },
         "b.example.jp": { username: "bob", password: secrets[1] },
         "c.example.jp": { auth: Buffer.from("carol:").toString("base64"), identitytoken: secrets[2] },
-        "d.example.jp": { auth: "bad*base64" },
       },
-      credHelpers: { "e.example.jp": "cipt", "f.example.jp": "cipt" },
+      credHelpers: { "e.example.jp": "cipt" },
       credsStore: "cipt",
     });
     const opts = helperOpts({
       servers: {
         "e.example.jp": { Username: "eve", Secret: secrets[3]! },
         "g.example.jp": { Username: "gina", Secret: secrets[4]! },
-        "f.example.jp": { fail: `{"Secret":"${secrets[5]}"}` },
       },
     });
-    const creds = await runnerCredentials(testRunner({ dockerConfig: file }), opts);
-    // e and f come twice: through credHelpers and through the credsStore, whose list names every server it holds.
-    expect(creds.map((c) => c.source.slice(file.length))).toEqual([
-      `#credHelpers["e.example.jp"]`,
-      `#credHelpers["f.example.jp"]`,
-      "#credsStore",
-      "#credsStore",
-      "#credsStore",
-      `#auths["a.example.jp"]`,
-      `#auths["b.example.jp"]`,
-      `#auths["c.example.jp"]`,
-      `#auths["d.example.jp"]`,
+    const good = await runnerCredentials(testRunner({ dockerConfig: file }), opts);
+    // e comes twice: through credHelpers (in use) and through the credsStore, whose list names every server it holds.
+    expect(good.map((c) => [c.source.slice(file.length), c.registry, c.inUse])).toEqual([
+      [`#credHelpers["e.example.jp"]`, "e.example.jp", true],
+      ["#credsStore", "e.example.jp", false],
+      ["#credsStore", "g.example.jp", true],
+      [`#auths["a.example.jp"]`, "a.example.jp", true],
+      [`#auths["b.example.jp"]`, "b.example.jp", true],
+      [`#auths["c.example.jp"]`, "c.example.jp", true],
     ]);
-    expect(creds.filter((c) => c.source.endsWith("#credsStore")).map((c) => c.registry)).toEqual(["e.example.jp", "g.example.jp", "f.example.jp"]);
-    const printed = [JSON.stringify(creds), inspect(creds, { depth: 10 }), JSON.stringify(creds.map(credentialRow)), creds.map((c) => c.error?.message ?? "").join("\n"), String(creds[0]?.secret)];
+    const badAuth = writeJson(tmpDir(), "config.json", { auths: { "a.example.jp": { auth }, "d.example.jp": { auth: "bad*base64" } } });
+    const leaky = writeJson(tmpDir(), "config.json", { credHelpers: { "f.example.jp": "cipt" } });
+    const leakyOpts = helperOpts({ servers: { "f.example.jp": { fail: `{"Secret":"${secrets[5]}"}` } } });
+    const bad = [...(await runnerCredentials(testRunner({ dockerConfig: badAuth }), opts)), ...(await runnerCredentials(testRunner({ dockerConfig: leaky }), leakyOpts))];
+    expect(bad.map((c) => c.error?.reason)).toEqual([undefined, "credential_invalid", "helper_failed"]);
+    const creds = [...good, ...bad];
+    const printed = [JSON.stringify(creds), inspect(creds, { depth: 10 }), JSON.stringify(creds.map((c) => credentialRow(c))), creds.map((c) => c.error?.message ?? "").join("\n"), String(creds[0]?.secret)];
     for (const text of printed) {
       for (const secret of [...secrets, auth, "bad*base64"]) expect(text).not.toContain(secret);
     }
@@ -204,13 +216,22 @@ describe("credential helpers through the real protocol", () => {
 });
 
 describe("credentialRow", () => {
-  test("is the credentials --json object, with error and reason only for a broken source", async () => {
+  test("is the credentials --json object: in_use, shadowed_by, and error and reason only for a broken source", async () => {
     const file = writeJson(tmpDir(), "config.json", {
       auths: { "registry.example.jp": { username: "gitlab-ci-token", password: "job-token-2727" }, "bad.example.jp": { auth: "%%%%" } },
     });
     const creds = await runnerCredentials(testRunner({ name: "docker-runner-1", dockerConfig: file }), helperOpts());
-    expect(creds.map(credentialRow)).toStrictEqual([
-      { runner: "docker-runner-1", registry: "registry.example.jp", username: "gitlab-ci-token", kind: "job_token", secret_type: "password", source: `${file}#auths["registry.example.jp"]` },
+    expect(creds.map((c) => credentialRow(c))).toStrictEqual([
+      {
+        runner: "docker-runner-1",
+        registry: "registry.example.jp",
+        username: "gitlab-ci-token",
+        kind: "job_token",
+        secret_type: "password",
+        source: `${file}#auths["registry.example.jp"]`,
+        in_use: false,
+        shadowed_by: null,
+      },
       {
         runner: "docker-runner-1",
         registry: "bad.example.jp",
@@ -218,8 +239,36 @@ describe("credentialRow", () => {
         kind: "unknown",
         secret_type: "password",
         source: `${file}#auths["bad.example.jp"]`,
+        in_use: false,
+        shadowed_by: null,
         error: `${file}#auths["bad.example.jp"]: auth is not valid base64`,
         reason: "credential_invalid",
+      },
+    ]);
+    const ok = writeJson(tmpDir(), "config.json", {
+      auths: { "registry.example.jp": { username: "gitlab-ci-token", password: "job-token-2727" }, "https://registry.example.jp/v2/": { username: "x", password: "y" } },
+    });
+    const rows = (await runnerCredentials(testRunner({ name: "docker-runner-1", dockerConfig: ok }), helperOpts())).map((c) => credentialRow(c));
+    expect(rows).toStrictEqual([
+      {
+        runner: "docker-runner-1",
+        registry: "registry.example.jp",
+        username: "gitlab-ci-token",
+        kind: "job_token",
+        secret_type: "password",
+        source: `${ok}#auths["registry.example.jp"]`,
+        in_use: true,
+        shadowed_by: null,
+      },
+      {
+        runner: "docker-runner-1",
+        registry: "registry.example.jp",
+        username: "x",
+        kind: "unknown",
+        secret_type: "password",
+        source: `${ok}#auths["https://registry.example.jp/v2/"]`,
+        in_use: false,
+        shadowed_by: `${ok}#auths["registry.example.jp"]`,
       },
     ]);
   });

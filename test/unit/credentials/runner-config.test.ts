@@ -139,6 +139,9 @@ describe("expandRunners", () => {
         secretType: "password",
         source: `${MAIN}#runners[0].environment.DOCKER_AUTH_CONFIG#auths["registry.example.jp"]`,
         secret: "dt-fixture-pw",
+        path: "registry.example.jp",
+        inUse: true,
+        shadowedBy: null,
       },
     ]);
   });

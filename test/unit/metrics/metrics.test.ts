@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { Metrics } from "../../../src/metrics/index.js";
 import type { ProbeResult } from "../../../src/types.js";
-import { parseMetrics, select } from "../../helpers/metrics.js";
+import { assertOneInUse, parseMetrics, select } from "../../helpers/metrics.js";
 
 function result(over: Partial<ProbeResult>): ProbeResult {
   return { probe: "login", runner: "r1", target: "registry.example.jp", success: true, durationSeconds: 0.2, startedAt: 1_800_000_000_000, log: [], ...over };
@@ -52,9 +52,32 @@ describe("Metrics", () => {
     m.setOwnerFacts({ runner: "r1", registry: "registry.example.jp", username: "gitlab+deploy-token-3", state: "active", expiresAt: 1_900_000_000 });
     const s = await samples(m);
     expect(select(s, "ci_prober_credential_info").map((x) => x.labels)).toEqual([
-      { runner: "r1", registry: "registry.example.jp", source: cred.source, username: "gitlab+deploy-token-3", kind: "deploy_token" },
+      { runner: "r1", registry: "registry.example.jp", source: cred.source, username: "gitlab+deploy-token-3", kind: "deploy_token", in_use: "false" },
     ]);
     expect(select(s, "ci_prober_credential_owner_state").map((x) => x.labels.state)).toEqual(["active"]);
     expect(select(s, "ci_prober_credential_expiry_timestamp_seconds").map((x) => x.value)).toEqual([1_900_000_000]);
+  });
+
+  test("credential_info labels a path key with its path, in_use true or false, and a winner at GitLab's registry shadows the job token", async () => {
+    const m = new Metrics();
+    const base = { runner: "r1", username: "u", secretType: "password" as const, kind: "unknown" as const };
+    const host = { ...base, registry: "registry.example.jp", path: "registry.example.jp", source: "F#auths[\"registry.example.jp\"]", inUse: true };
+    const team = { ...base, registry: "registry.example.jp", path: "registry.example.jp/team-a", source: "F#auths[\"registry.example.jp/team-a\"]", inUse: true };
+    const job = { ...base, username: "gitlab-ci-token", kind: "job_token" as const, registry: "registry.example.jp", path: "registry.example.jp", source: "CI_JOB_TOKEN#registry[\"registry.example.jp\"]", inUse: false };
+    m.setCredentials("r1", [host, team, job], ["registry.example.jp"]);
+    const s = assertOneInUse(await samples(m));
+    expect(select(s, "ci_prober_credential_info").map((x) => [x.labels.registry, x.labels.source, x.labels.in_use])).toEqual([
+      ["registry.example.jp", host.source, "true"],
+      ["registry.example.jp/team-a", team.source, "true"],
+      ["registry.example.jp", job.source, "false"],
+    ]);
+    // Both keys win over the job token: the host for every image, the path key for team-a's.
+    expect(select(s, "ci_prober_credential_shadows_job_token").map((x) => x.labels)).toEqual([
+      { runner: "r1", registry: "registry.example.jp", source: host.source },
+      { runner: "r1", registry: "registry.example.jp/team-a", source: team.source },
+    ]);
+    expect(() => assertOneInUse(s.map((x) => (x.labels.source === job.source ? { ...x, labels: { ...x.labels, in_use: "true" } } : x)))).toThrow(
+      'exactly one in_use="true" per (runner, registry): r1 registry.example.jp: 2 in use',
+    );
   });
 });
