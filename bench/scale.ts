@@ -95,7 +95,7 @@ function checkBare(sample: Sample): void {
 }
 
 /** An htpasswd registry of 500 users of its own (bcrypt cost 4: the registry checks it on every request), GitLab users for the token registry, the image on both. */
-async function setUp(services: Services, dir: string): Promise<{ accounts: Account[]; counters: Counters }> {
+export async function setUp(services: Services, dir: string): Promise<{ accounts: Account[]; counters: Counters }> {
   const { info, gitlab } = services;
   const half = RUNNERS / 2;
   const suffix = randomBytes(4).toString("hex");
@@ -132,7 +132,7 @@ function accessLines(file: string): number {
   return readFileSync(file, "utf8").split("\n").filter((l) => / "(GET|HEAD) \/v2\//.test(l)).length;
 }
 
-function writeConfigs(dir: string, accounts: Account[]): { yml: string; plan: string; port: number } {
+export function writeConfigs(dir: string, accounts: Account[]): { yml: string; plan: string; port: number } {
   const toml = accounts.map((a, i) => {
     const auth = Buffer.from(`${a.username}:${a.password}`).toString("base64");
     const env = JSON.stringify(`DOCKER_AUTH_CONFIG=${JSON.stringify({ auths: { [a.registry]: { auth } } })}`);

@@ -37,13 +37,17 @@ export class Secret {
 /** A set of secret values, each with its common encodings, and the text scrubbing that removes them. */
 export class Scrubber {
   readonly #values = new Set<string>();
+  // Values by their first three characters: scrub() looks up each position of the
+  // text once, so its cost follows the text's length, not the number of secrets (thousands at
+  // 1,000 runners, and every probe log line is scrubbed).
+  readonly #byPrefix = new Map<number, string[]>();
+  // While there are only FEW values: all of them.
+  readonly #few: string[] = [];
 
   add(value: string): void {
     // Short values would scrub ordinary words out of messages; real secrets are longer.
-    if (value.length < 4) return;
-    this.#values.add(value);
-    this.#values.add(Buffer.from(value).toString("base64"));
-    this.#values.add(encodeURIComponent(value));
+    if (value.length < PREFIX) return;
+    for (const v of [value, Buffer.from(value).toString("base64"), encodeURIComponent(value)]) this.#index(v);
   }
 
   /** How many strings it removes (a value and its encodings count separately). */
@@ -52,12 +56,61 @@ export class Scrubber {
   }
 
   scrub(text: string): string {
-    let out = text;
-    for (const value of this.#values) {
-      if (out.includes(value)) out = out.split(value).join(REDACTED);
+    if (this.#values.size === 0) return text;
+    // A probe's own few secrets: one search for each tells at once whether there is anything to do.
+    if (this.#values.size <= FEW && !this.#few.some((v) => text.includes(v))) return text;
+    let out = "";
+    let copied = 0;
+    let i = 0;
+    while (i <= text.length - PREFIX) {
+      const hit = this.#hitAt(text, i);
+      // A value holding another one ("Bearer <token>") gives way to it: the token goes, "Bearer " stays readable.
+      if (hit === undefined || this.#holdsAnother(text, i, hit.length)) {
+        i++;
+        continue;
+      }
+      out += `${text.slice(copied, i)}${REDACTED}`;
+      i += hit.length;
+      copied = i;
     }
-    return out;
+    return copied === 0 ? text : out + text.slice(copied);
   }
+
+  /** The longest value at position i. */
+  #hitAt(text: string, i: number): string | undefined {
+    const candidates = this.#values.size <= FEW ? this.#few : this.#byPrefix.get(keyAt(text, i));
+    let hit: string | undefined;
+    for (const v of candidates ?? []) if ((hit === undefined || v.length > hit.length) && text.startsWith(v, i)) hit = v;
+    return hit;
+  }
+
+  #holdsAnother(text: string, start: number, length: number): boolean {
+    for (let j = start + 1; j <= start + length - PREFIX; j++) {
+      const inner = this.#hitAt(text, j);
+      if (inner !== undefined && j + inner.length <= start + length) return true;
+    }
+    return false;
+  }
+
+  #index(value: string): void {
+    if (value.length < PREFIX || this.#values.has(value)) return;
+    this.#values.add(value);
+    const key = keyAt(value, 0);
+    const list = this.#byPrefix.get(key);
+    if (list) list.push(value);
+    else this.#byPrefix.set(key, [value]);
+    if (this.#values.size <= FEW) this.#few.push(value);
+  }
+}
+
+/** The shortest value scrubbed. */
+const PREFIX = 4;
+/** Up to this many strings a scrubber searches for each in turn (a probe's scope); beyond, it indexes them. */
+const FEW = 16;
+
+/** The first three UTF-16 units at i as one number (48 bits): a Map key made without allocating a string. */
+function keyAt(text: string, i: number): number {
+  return text.charCodeAt(i) * 2 ** 32 + text.charCodeAt(i + 1) * 2 ** 16 + text.charCodeAt(i + 2);
 }
 
 /*
