@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, run } from "../test/services/procs.js";
+import { freePort, type Proc, run } from "../test/services/procs.js";
 import { type Services, startRegistry, startServices } from "../test/services/index.js";
 import { type BenchReport, maxRssMb, measure, median, pushRandomImage, type Sample } from "./lib.js";
 
@@ -41,10 +41,12 @@ interface Counters {
  */
 export async function benchScale(): Promise<BenchReport> {
   const services = await startServices();
+  const own: Proc[] = [];
   try {
     const dir = join(services.info.tmp, "bench-scale");
     mkdirSync(dir, { recursive: true });
-    const { accounts, counters } = await setUp(services, dir);
+    const { accounts, counters, registry } = await setUp(services, dir);
+    own.push(registry);
     const files = writeConfigs(dir, accounts);
     const once = () => measure(process.execPath, [MAIN, "once", "--config", files.yml, "--json"], { timeoutMs: PROCESS_TIMEOUT_MS, captureStdout: true });
     const bare = () => measure(process.execPath, [BARE, files.plan], { timeoutMs: PROCESS_TIMEOUT_MS, captureStdout: true });
@@ -73,6 +75,7 @@ export async function benchScale(): Promise<BenchReport> {
     const daemon = await daemonRound(files.yml, files.port, counters);
     return report(ours, theirs, counts, daemon);
   } finally {
+    for (const p of own) await p.stop();
     await services.stop();
   }
 }
@@ -95,11 +98,13 @@ function checkBare(sample: Sample): void {
 }
 
 /** An htpasswd registry of 500 users of its own (bcrypt cost 4: the registry checks it on every request), GitLab users for the token registry, the image on both. */
-export async function setUp(services: Services, dir: string): Promise<{ accounts: Account[]; counters: Counters }> {
+export async function setUp(services: Services, dir: string): Promise<{ accounts: Account[]; counters: Counters; registry: Proc }> {
   const { info, gitlab } = services;
   const half = RUNNERS / 2;
   const suffix = randomBytes(4).toString("hex");
-  const ht = Array.from({ length: half }, (_, i) => ({ username: `scale-ht-${i}`, password: `scale-ht-pw-${i}-${suffix}` }));
+  // Random secrets, as tokens and generated passwords are (a shared prefix is not what a fleet holds).
+  const secret = () => randomBytes(12).toString("hex");
+  const ht = Array.from({ length: half }, (_, i) => ({ username: `scale-ht-${i}`, password: secret() }));
   const htpasswd = join(dir, "htpasswd");
   const list = join(dir, "users.txt");
   writeFileSync(list, [{ username: "admin", password: `scale-admin-${suffix}` }, ...ht].map((u) => `${u.username} ${u.password}`).join("\n") + "\n", { mode: 0o600 });
@@ -111,7 +116,7 @@ export async function setUp(services: Services, dir: string): Promise<{ accounts
   const registry = await startRegistry(info.tmp, "registry-scale", port, `auth:\n  htpasswd:\n    realm: ci-prober-scale\n    path: ${htpasswd}\n`);
   const htHost = `127.0.0.1:${port}`;
   await pushRandomImage(join(dir, "ht-image"), `${htHost}/${REPOSITORY}:latest`, IMAGE_BYTES, `admin:scale-admin-${suffix}`, PROCESS_TIMEOUT_MS);
-  const tok = Array.from({ length: half }, (_, i) => gitlab.state.addUser({ username: `scale-tok-${i}`, password: `scale-tok-pw-${i}-${suffix}`, actions: ["pull"] }));
+  const tok = Array.from({ length: half }, (_, i) => gitlab.state.addUser({ username: `scale-tok-${i}`, password: secret(), actions: ["pull"] }));
   await pushRandomImage(join(dir, "tok-image"), `${info.token.host}/${REPOSITORY}:latest`, IMAGE_BYTES, `${info.gitlab.admin.username}:${info.gitlab.admin.password}`, PROCESS_TIMEOUT_MS);
   progress("images pushed");
   let tokens = 0;
@@ -123,7 +128,7 @@ export async function setUp(services: Services, dir: string): Promise<{ accounts
     ...ht.map((u) => ({ registry: htHost, ...u })),
     ...tok.map((u) => ({ registry: info.token.host, username: u.username, password: u.password })),
   ];
-  return { accounts, counters: { registryRequests: () => logs.reduce((n, f) => n + accessLines(f), 0), tokenRequests: () => tokens } };
+  return { accounts, registry, counters: { registryRequests: () => logs.reduce((n, f) => n + accessLines(f), 0), tokenRequests: () => tokens } };
 }
 
 /** Requests a docker-registry has answered: one access-log line each. */

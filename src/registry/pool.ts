@@ -16,8 +16,12 @@ import { createSecureContext, rootCertificates, type SecureContext } from "node:
 export const IDLE_MS = 15_000;
 /** Sockets per origin for small requests; more requests wait in the agent's queue (under their deadline). */
 export const MAX_SOCKETS_PER_ORIGIN = 32;
-/** Idle sockets kept per origin, for each of the small-request agent and the blob path. */
-export const MAX_IDLE_PER_ORIGIN = 8;
+/**
+ * Idle sockets kept per origin, for each of the small-request agent and the blob path: as many as
+ * can be busy, so a round at full concurrency reuses its connections instead of closing and
+ * reopening them between requests; IDLE_MS closes them once the round is over.
+ */
+export const MAX_IDLE_PER_ORIGIN = MAX_SOCKETS_PER_ORIGIN;
 /** The blob path's read size: large reads keep a 256 MiB pull at ~1,000 socket reads. */
 export const READ_BUFFER_BYTES = 256 * 1024;
 const MAX_FREE_BUFFERS = 8;

@@ -224,7 +224,8 @@ type OnRead = { buffer: () => Buffer; callback: (nread: number, buf: Buffer) => 
 
 function openSocket(url: URL, ca: string | undefined, onread: OnRead): Socket {
   const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-  if (url.protocol === "http:") return netConnect({ host, port: Number(url.port || 80), onread });
+  // noDelay: a request is one write, and its answer should not wait on Nagle's algorithm (node:http sets it too).
+  if (url.protocol === "http:") return netConnect({ host, port: Number(url.port || 80), noDelay: true, onread });
   // Node's TLSSocket takes onread like net.Socket does; @types/node does not list it for tls.
   const options: ConnectionOptions & { onread: OnRead } = {
     host,
@@ -233,7 +234,7 @@ function openSocket(url: URL, ca: string | undefined, onread: OnRead): Socket {
     secureContext: trustFor(ca).context,
     onread,
   };
-  return tlsConnect(options);
+  return tlsConnect(options).setNoDelay(true);
 }
 
 function requestHead(url: URL, opts: StreamGetOptions): string {

@@ -33,6 +33,8 @@ export interface SendInit {
 }
 
 export const MAX_REDIRECTS = 5;
+/** How long a probe's unread small body may take to drain after the probe ended. */
+const DRAIN_MS = 5000;
 /** Registries and proxies log it; operators can tell the prober's traffic from CI's. */
 export const USER_AGENT = "ci-prober";
 
@@ -61,8 +63,19 @@ export class Agents {
     body.once("close", () => this.#open.delete(body));
   }
 
+  /**
+   * A body being drained (discard(), resume()) is left to end, so its socket goes back to the pool
+   * for the next probe, but for DRAIN_MS at most; any other is destroyed with its socket.
+   */
   close(): void {
-    for (const body of this.#open) body.destroy();
+    for (const body of this.#open) {
+      if (body.readableFlowing !== true || body.destroyed) {
+        body.destroy();
+        continue;
+      }
+      const timer = setTimeout(() => body.destroy(), DRAIN_MS).unref();
+      body.once("close", () => clearTimeout(timer));
+    }
     this.#open.clear();
   }
 }
