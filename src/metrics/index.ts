@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { shadowsJobToken } from "../credentials/resolve.js";
 import type { CanaryJob, Credential, ProbeResult } from "../types.js";
 import { VERSION } from "../version.js";
+import { cachedRender } from "./render.js";
 
 /** A credential's owner facts, as the credential checks found them. */
 export interface OwnerFacts {
@@ -209,8 +210,11 @@ export class Metrics {
     return [...this.#owned.keys()].filter((k) => k.startsWith(prefix));
   }
 
-  async text(): Promise<string> {
-    return this.registry.metrics();
+  readonly #render = cachedRender(this.registry);
+
+  /** The exposition text; rendered again only when a series changed since the last call. */
+  text(): Promise<string> {
+    return this.#render.text();
   }
 
   #set(owner: string, metric: Gauge<string>, labels: Labels, value: number): void {
