@@ -1,5 +1,8 @@
 # ci-prober: multi-stage build; the runtime image holds only dist/ and production dependencies.
-FROM node:20-bookworm-slim AS build
+# BASE_IMAGE: any image with node >= 20.18, npm, /bin/sh and a `node` user (the suite builds one
+# from the test machine's own node, without Docker Hub: test/integration/image/).
+ARG BASE_IMAGE=node:20-bookworm-slim
+FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -7,7 +10,7 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM ${BASE_IMAGE}
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /src/package.json ./

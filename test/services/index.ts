@@ -135,7 +135,11 @@ export async function startRegistry(tmp: string, name: string, port: number, aut
 }
 
 /** A dockerd of its own, for tests that must not share the daemon (its leftover sweep removes every ci-prober container). */
-export async function startDockerd(tmp: string, tls?: { port: number; ca: string; cert: string; key: string }): Promise<{ proc: Proc; host: string }> {
+export async function startDockerd(
+  tmp: string,
+  tls?: { port: number; ca: string; cert: string; key: string },
+  storageDriver = "vfs",
+): Promise<{ proc: Proc; host: string }> {
   const dir = join(tmp, "dockerd");
   mkdirSync(dir, { recursive: true });
   const sock = join(dir, "docker.sock");
@@ -150,7 +154,7 @@ export async function startDockerd(tmp: string, tls?: { port: number; ca: string
       "--data-root", join(dir, "root"),
       "--exec-root", join(dir, "exec"),
       "--pidfile", join(dir, "docker.pid"),
-      "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
+      `--storage-driver=${storageDriver}`, "--iptables=false", "--ip6tables=false", "--bridge=none",
     ],
     join(dir, "log"),
   );
