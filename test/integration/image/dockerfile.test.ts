@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
-import { ROOT } from "../../alerts/files.js";
+import { ROOT } from "../../helpers/alerts/files.js";
 import { waitFor } from "../../helpers/daemon.js";
 import { tempDir, writeDockerConfig } from "../../helpers/fixtures.js";
 import { dockerCli, startDockerd } from "../../services/index.js";
