@@ -267,7 +267,8 @@ describe("alerts against live prometheus and alertmanager", () => {
       ...ruleExpressions(loadRules()).map((e) => ({ ...e, needsData: e.where.startsWith("record") })),
       ...dashboardExpressions(loadDashboard()).map((e) => ({ where: e.where, expr: substituteGrafanaVariables(e.expr, SCRAPE_INTERVAL), needsData: true })),
     ];
-    // Certificates are only checked for registries spoken to over TLS, and a test registry is on 127.0.0.1; no runner here stores a
+    // Certificates are only checked for registries spoken to over TLS, and a test registry is on 127.0.0.1;
+    // the test registries send no ratelimit-* headers. no runner here stores a
     // credential for the fake GitLab's own registry (test/integration/job-token.test.ts has one).
     const absentHere = new Set(["ci_prober_tls_cert_expiry_timestamp_seconds", "ci_prober_credential_shadows_job_token"]);
     const problems: string[] = [];
