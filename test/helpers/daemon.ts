@@ -1,6 +1,28 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { MAIN } from "./cli.js";
 import { assertOneInUse, parseMetrics, type Sample } from "./metrics.js";
+
+/** Calls gc() every ~150 ms in the process it is required into (test/support/aged-preload.cjs). */
+export const AGED_PRELOAD = fileURLToPath(new URL("../support/aged-preload.cjs", import.meta.url));
+/** The environment of an aged daemon: collections as often as weeks of running make them matter. */
+export const AGED_ENV = { NODE_OPTIONS: `--expose-gc --require ${AGED_PRELOAD}` };
+
+/** One JSON line of the daemon's log. */
+export interface LogRecord {
+  level: string;
+  time: string;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** The daemon's JSON log lines, parsed (anything else it printed is left out). */
+export function logRecords(log: string): LogRecord[] {
+  return log
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as LogRecord);
+}
 
 /** A ci-prober daemon run as a real process, with its log kept for assertions. */
 export interface DaemonProc {

@@ -2,12 +2,13 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import { freePort } from "../../services/procs.js";
-import { startDaemonProc, waitFor, type DaemonProc } from "../../helpers/daemon.js";
+import { AGED_ENV, startDaemonProc, waitFor, type DaemonProc } from "../../helpers/daemon.js";
 import { createApiToken, createGitlabUser, setGitlabUserState, tempDir, writeDockerConfig } from "../../helpers/fixtures.js";
 import { select, value } from "../../helpers/metrics.js";
 
 // The incident of ../shared/seeds/, replayed: a runner's config.json holds a
 // person's credential for the GitLab registry; the person's account is blocked.
+// The daemon runs aged (gc() every 150 ms, test/support/aged-preload.cjs), as after weeks of running.
 
 const services = inject("services");
 const INTERVAL_MS = 1000;
@@ -46,7 +47,7 @@ beforeAll(async () => {
       "",
     ].join("\n"),
   );
-  daemon = await startDaemonProc(configFile, port);
+  daemon = await startDaemonProc(configFile, port, AGED_ENV);
   await waitFor("ready", 15_000, async () => ((await daemon.get("/-/ready")).status === 200 ? true : undefined));
 });
 
