@@ -53,7 +53,7 @@ test("aged: every run of an unpicked pipeline is pipeline_timeout within timeout
   // About one run per timeout + the 1 s tick: at least 4 in 32 s, each ended at its deadline.
   expect(failures.length).toBeGreaterThanOrEqual(4);
   expect(failures.map((f) => f.reason)).toEqual(failures.map(() => "pipeline_timeout"));
-  expect(failures.filter((f) => Number(f.duration_seconds) < TIMEOUT_S - 0.05 || Number(f.duration_seconds) > TIMEOUT_S + 2)).toEqual([]);
+  expect(failures.filter((f) => Number(f.duration_seconds) < TIMEOUT_S - 0.5 || Number(f.duration_seconds) > TIMEOUT_S + 2)).toEqual([]);
   const ids = failures.map((f) => Number(/^pipeline (\d+) /.exec(String(f.error))?.[1]));
   expect(failures.map((f) => f.error)).toEqual(ids.map((id) => `pipeline ${id} did not finish within ${TIMEOUT_S}s; no runner picked up canary-nobody; canceled`));
 

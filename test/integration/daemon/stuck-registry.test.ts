@@ -73,7 +73,7 @@ test("aged, over 40 s: every run against a registry that never answers fails wit
   const failures = logRecords(daemon.log()).filter((r) => r.msg === "probe failed" && r.runner === "stuck");
   expect(failures.length).toBeGreaterThanOrEqual(10);
   expect(failures.filter((f) => f.reason !== "timeout")).toEqual([]);
-  const late = failures.filter((f) => Number(f.duration_seconds) < TIMEOUT_MS / 1000 - 0.05 || Number(f.duration_seconds) > TIMEOUT_MS / 1000 + 1);
+  const late = failures.filter((f) => Number(f.duration_seconds) < TIMEOUT_MS / 1000 - 0.5 || Number(f.duration_seconds) > TIMEOUT_MS / 1000 + 1);
   expect(late).toEqual([]);
   // Run after run: the stuck runner's slot never stays held; a timed-out run ends at least every deadline + 2 s.
   const ends = [t0, ...failures.map((f) => Date.parse(f.time)).filter((t) => t >= t0)];
@@ -92,7 +92,8 @@ test("aged, over 40 s: every run against a registry that never answers fails wit
   const status = JSON.parse((await daemon.get("/status")).body) as { probes: { key: string; last: { reason: string; error: string; duration_seconds: number } }[] };
   const login = status.probes.find((p) => p.key === `login|stuck|${stuckHost}`)?.last;
   expect(login?.reason).toBe("timeout");
-  expect(login?.duration_seconds).toBeGreaterThanOrEqual(TIMEOUT_MS / 1000 - 0.05);
+  // Measured from the probe's start, a little after its deadline was set (the slot, the shared-probe check).
+  expect(login?.duration_seconds).toBeGreaterThanOrEqual(TIMEOUT_MS / 1000 - 0.5);
   expect(login?.duration_seconds).toBeLessThan(TIMEOUT_MS / 1000 + 1);
   expect(login?.error).toMatch(/^timed out after \d+ms/);
 }, 90_000);
