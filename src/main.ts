@@ -4,7 +4,7 @@ import type { Config } from "./config/resolve.js";
 import { InputError, oneLine } from "./errors.js";
 import { VERSION } from "./version.js";
 
-const USAGE = `Usage: ci-prober [command] [--config FILE] [--json]
+const USAGE = `Usage: ci-prober [command] [--config FILE] [--json] [--gitlab]
 
 Probes what a GitLab CI job is about to do — docker login and pull with each
 runner's stored credentials, canary jobs and pipelines — and exports the
@@ -20,6 +20,7 @@ Options:
   --config FILE  config file (default: $CI_PROBER_CONFIG, then ./ci-prober.yml,
                  else discover this host's runners)
   --json         machine-readable output (once, credentials)
+  --gitlab       credentials: add the DOCKER_AUTH_CONFIG values GitLab holds
   --help         this text
   --version      print the version
 
@@ -40,6 +41,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       options: {
         config: { type: "string", short: "c" },
         json: { type: "boolean" },
+        gitlab: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -67,6 +69,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     process.stderr.write(`ci-prober: --json applies to once and credentials, not ${command}\n`);
     return 2;
   }
+  if (values.gitlab && command !== "credentials") {
+    process.stderr.write(`ci-prober: --gitlab applies to credentials, not ${command}\n`);
+    return 2;
+  }
   try {
     const config = await loadConfig(values.config, env);
     switch (command) {
@@ -75,7 +81,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       case "once":
         return await (await import("./commands/once.js")).onceCommand(config, values.json ?? false);
       case "credentials":
-        return await (await import("./commands/credentials.js")).credentialsCommand(config, { json: values.json ?? false, gitlab: false });
+        return await (await import("./commands/credentials.js")).credentialsCommand(config, { json: values.json ?? false, gitlab: values.gitlab ?? false });
       case "check-config":
         return await (await import("./commands/check-config.js")).checkConfigCommand(config);
     }

@@ -35,6 +35,7 @@ export async function credentialsCommand(config: Config, opts: CredentialsOption
         if (c.error) messages.push(c.error.message);
       }
     }
+    if (opts.gitlab) all.push(...(await gitlabHeld(config, client, jobTokenPaths, messages)));
     if (config.gitlab && client) all = await withOwnerKinds(config, config.gitlab, client, all, messages);
     const rows = all.map((c) => credentialRow(c, jobTokenPaths));
     if (opts.json) process.stdout.write(`${JSON.stringify(rows.map((r) => withPolicy(r, runners)), null, 2)}\n`);
@@ -82,6 +83,23 @@ async function gitlabClient(gitlab: GitlabConfig): Promise<GitlabClient> {
 async function learnJobTokenPaths(config: Config, gitlab: GitlabConfig, client: GitlabClient): Promise<string[]> {
   const { jobTokenPaths } = await import("../gitlab/job-token.js");
   return withDeadline(config.timeoutMs, undefined, (signal) => jobTokenPaths(gitlab, () => client, signal));
+}
+
+/** The credentials GitLab holds in DOCKER_AUTH_CONFIG variables (`gitlab.variables`), each marked in use or shadowed. */
+async function gitlabHeld(config: Config, client: GitlabClient | undefined, jobTokenPaths: string[], messages: string[]): Promise<Credential[]> {
+  if (!config.gitlab || !client) {
+    messages.push(`${config.file}: --gitlab needs a gitlab: section (url, token_file) to read the DOCKER_AUTH_CONFIG variables GitLab holds`);
+    return [];
+  }
+  const { gitlabHeldCredentials } = await import("../gitlab/held.js");
+  const gitlab = config.gitlab;
+  // A crawl is many requests under the API budget: it gets a deadline of its own, far longer than one probe's.
+  const held = await withDeadline(Math.max(config.timeoutMs * 20, 10 * 60_000), undefined, (signal) =>
+    gitlabHeldCredentials(client, gitlab, { signal, helperTimeoutMs: config.helperTimeoutMs, jobTokenPaths }),
+  );
+  messages.push(...held.errors);
+  for (const c of held.credentials) if (c.error) messages.push(c.error.message);
+  return held.credentials;
 }
 
 async function withOwnerKinds(config: Config, gitlab: GitlabConfig, client: GitlabClient, creds: Credential[], messages: string[]): Promise<Credential[]> {

@@ -39,6 +39,8 @@ interface CommonRequest {
   deadline?: number;
   /** A look-up (owner, token): answered from the budget's cache within one gitlab.interval. */
   cache?: boolean;
+  /** The 2xx answer's headers, for a caller that pages (`x-next-page`, `link`); not called for a cached answer. */
+  onHeaders?(headers: Record<string, string | string[] | undefined>): void;
 }
 
 export interface JsonRequest<T> extends CommonRequest {
@@ -148,7 +150,10 @@ export class GitlabClient {
     try {
       const res = await this.#follow(method, this.#url(path, opts.query), { ...opts, signal: limit.signal });
       ({ statusCode: status, headers } = res);
-      if (res.statusCode < 300) return await readBounded(res.body, endpoint, (opts as Partial<TextRequest>).expect === "text");
+      if (res.statusCode < 300) {
+        opts.onHeaders?.(res.headers);
+        return await readBounded(res.body, endpoint, (opts as Partial<TextRequest>).expect === "text");
+      }
       return { res, error: await statusError(res, endpoint) };
     } finally {
       limit.dispose();

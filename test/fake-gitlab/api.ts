@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { handleUsersApi } from "./api-users.js";
+import { handleVariablesApi } from "./variables.js";
 import { ciState, type CiState, type FakeJob, type FakePipeline, type FakeProject, type FakeRunner, type Role } from "./pipelines.js";
 import type { FakeUser, GitlabState } from "./state.js";
 
@@ -23,6 +24,7 @@ export function handleApi(state: GitlabState, req: IncomingMessage, res: ServerR
   if (rateLimited(ci, res)) return true;
   const path = url.pathname.slice("/api/v4".length);
   if (/^\/(users|personal_access_tokens|deploy_tokens)(\/|$)/.test(path)) return handleUsersApi(state, req, res, url, body);
+  if (handleVariablesApi(state, req, res, url)) return true;
   const segments = path.split("/").slice(1).map((s) => decodeURIComponent(s));
   if (segments[0] !== "projects" || segments[1] === undefined) return false;
   const project = ci.findProject(segments[1]);

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { handleApi } from "./api.js";
 import { handleJwtAuth, type SigningKey } from "./jwt.js";
 import { GitlabState, type NewUser, type UserState } from "./state.js";
+import { variablesState, type NewVariable } from "./variables.js";
 
 /**
  * A fake GitLab on 127.0.0.1: /jwt/auth (the registry's token realm),
@@ -70,6 +71,9 @@ function route(state: GitlabState, key: SigningKey, req: IncomingMessage, res: S
  *   POST /-/test/users/:username/state      {state}
  *   POST /-/test/tokens                     {username} -> {token}   (a PRIVATE-TOKEN for the API)
  *   POST /-/test/users/:username/revoke     revoke the token that is this user's password (access or deploy token)
+ *   POST /-/test/tree                       {groups?: [full_path], projects?: [path_with_namespace]} -> ids (groups above made too)
+ *   POST /-/test/variables                  {holder: instance|group|project, path?, key, value, masked?, hidden?, environment_scope?, …}
+ *   POST /-/test/registry                   {host}: the container registry projects name in container_registry_image_prefix
  *   POST /-/test/users/:username/password   {password}: the account's secret changes
  *   GET  /-/test/requests?path=/jwt/auth     the requests answered at that path: [{at, method, path, status}]
  *   GET  /-/test/log?event=jwt_denied        the events logged: [{at, event, username}]
@@ -110,6 +114,23 @@ function testControl(state: GitlabState, req: IncomingMessage, res: ServerRespon
   if (req.method === "GET" && url.pathname === "/-/test/log") {
     const event = url.searchParams.get("event");
     json(200, state.log.filter((e) => event === null || e.event === event));
+    return;
+  }
+  if (req.method === "POST" && url.pathname === "/-/test/tree") {
+    // Groups and projects by full path, in bulk (a crawl benchmark makes thousands): {groups?: string[], projects?: string[]}.
+    const v = variablesState(state);
+    const groups = ((input.groups as string[] | undefined) ?? []).map((g) => v.addGroup(g).id);
+    const projects = ((input.projects as string[] | undefined) ?? []).map((p) => v.addProject(p).id);
+    json(201, { groups, projects });
+    return;
+  }
+  if (req.method === "POST" && url.pathname === "/-/test/variables") {
+    json(201, { key: variablesState(state).addVariable(input as unknown as NewVariable).key });
+    return;
+  }
+  if (req.method === "POST" && url.pathname === "/-/test/registry") {
+    variablesState(state).registryHost = typeof input.host === "string" ? input.host : null;
+    json(200, { host: variablesState(state).registryHost });
     return;
   }
   if (req.method === "POST" && url.pathname === "/-/test/tokens") {
