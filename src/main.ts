@@ -4,7 +4,7 @@ import type { Config } from "./config/resolve.js";
 import { InputError, oneLine } from "./errors.js";
 import { VERSION } from "./version.js";
 
-const USAGE = `Usage: ci-prober [command] [--config FILE] [--json] [--gitlab]
+const USAGE = `Usage: ci-prober [command] [--config FILE] [--web.config.file FILE] [--json] [--gitlab]
 
 Probes what a GitLab CI job is about to do — docker login and pull with each
 runner's stored credentials, canary jobs and pipelines — and exports the
@@ -19,6 +19,9 @@ Commands:
 Options:
   --config FILE  config file (default: $CI_PROBER_CONFIG, then ./ci-prober.yml,
                  else discover this host's runners)
+  --web.config.file FILE
+                 TLS and basic auth for the HTTP endpoints (run), in Prometheus
+                 exporter-toolkit's format; overrides web_config_file
   --json         machine-readable output (once, credentials)
   --gitlab       credentials: add the DOCKER_AUTH_CONFIG values GitLab holds
   --help         this text
@@ -40,6 +43,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       strict: true,
       options: {
         config: { type: "string", short: "c" },
+        "web.config.file": { type: "string" },
         json: { type: "boolean" },
         gitlab: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -65,6 +69,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     process.stderr.write(`ci-prober: unknown command "${positionals.join(" ")}"\n${USAGE}\n`);
     return 2;
   }
+  if (values["web.config.file"] !== undefined && command !== "run") {
+    process.stderr.write(`ci-prober: --web.config.file applies to run, not ${command}\n`);
+    return 2;
+  }
   if (values.json && (command === "run" || command === "check-config")) {
     process.stderr.write(`ci-prober: --json applies to once and credentials, not ${command}\n`);
     return 2;
@@ -77,7 +85,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const config = await loadConfig(values.config, env);
     switch (command) {
       case "run":
-        return await (await import("./commands/run.js")).runCommand(config);
+        return await (await import("./commands/run.js")).runCommand(config, values["web.config.file"]);
       case "once":
         return await (await import("./commands/once.js")).onceCommand(config, values.json ?? false);
       case "credentials":

@@ -1,8 +1,10 @@
+import { resolve as resolvePath } from "node:path";
 import { embeddedDefault } from "../config/discover.js";
 import { loadConfigFile } from "../config/read.js";
 import { EMBEDDED_DEFAULT, type Config } from "../config/resolve.js";
 import { startDaemon, type Daemon } from "../daemon/daemon.js";
 import { oneLine } from "../errors.js";
+import { checkWebConfig } from "../http/web-server.js";
 import { createLogger, type Logger } from "../log.js";
 
 /**
@@ -10,7 +12,8 @@ import { createLogger, type Logger } from "../log.js";
  * the config file: a valid one replaces the running daemon, a bad one is
  * logged and the old config keeps probing.
  */
-export async function runCommand(config: Config): Promise<number> {
+export async function runCommand(loaded: Config, webConfigFlag?: string): Promise<number> {
+  const config = withWebConfig(loaded, webConfigFlag);
   const logger = createLogger(process.env.CI_PROBER_LOG_LEVEL ?? config.logLevel);
   let daemon: Daemon = await startDaemon(config, logger);
   let current = config;
@@ -20,7 +23,7 @@ export async function runCommand(config: Config): Promise<number> {
       logger.info({ signal }, "stopping");
       break;
     }
-    const next = reload(current, logger);
+    const next = await reload(current, webConfigFlag, logger);
     if (!next) continue;
     await daemon.stop();
     daemon = await startDaemon(next, logger);
@@ -31,9 +34,17 @@ export async function runCommand(config: Config): Promise<number> {
   return 0;
 }
 
-function reload(current: Config, logger: Logger): Config | undefined {
+/** `--web.config.file` wins over `web_config_file:`, also after a reload. */
+function withWebConfig(config: Config, flag: string | undefined): Config {
+  return flag === undefined ? config : { ...config, webConfigFile: resolvePath(flag) };
+}
+
+async function reload(current: Config, webConfigFlag: string | undefined, logger: Logger): Promise<Config | undefined> {
   try {
-    return current.file === EMBEDDED_DEFAULT ? embeddedDefault() : loadConfigFile(current.file);
+    const next = withWebConfig(current.file === EMBEDDED_DEFAULT ? embeddedDefault() : loadConfigFile(current.file), webConfigFlag);
+    // The server is started anew with the reloaded config: a web config that broke since must not stop it.
+    if (next.webConfigFile !== undefined) await checkWebConfig(next.webConfigFile, logger);
+    return next;
   } catch (err) {
     logger.error({ config: current.file, error: oneLine(err) }, "config reload failed; keeping the running config");
     return undefined;

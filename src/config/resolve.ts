@@ -100,6 +100,8 @@ export interface Config {
   fullPullIntervalMs?: number;
   /** Absent: DEFAULT_AUTH_BACKOFF (10m, 10 failures per 3m). */
   authBackoff?: AuthBackoffConfig;
+  /** exporter-toolkit web config (TLS, basic auth, headers) for the HTTP server; `--web.config.file` overrides it. */
+  webConfigFile?: string;
 }
 
 /**
@@ -137,6 +139,7 @@ function resolveConfigIn(raw: RawConfig, file: string, env: NodeJS.ProcessEnv): 
       maxFailures: raw.auth_backoff?.max_failures ?? 10,
       windowMs: raw.auth_backoff?.window ?? 3 * 60_000,
     },
+    ...(raw.web_config_file !== undefined ? { webConfigFile: files.mustExist(raw.web_config_file, "web_config_file") } : {}),
   };
 }
 

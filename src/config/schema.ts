@@ -137,6 +137,8 @@ export const configSchema = z
     registries: z.record(z.string(), registryTransport).optional(),
     full_pull_interval: duration.optional(),
     auth_backoff: authBackoff.optional(),
+    /** TLS and basic auth for the HTTP endpoints, in Prometheus exporter-toolkit's format (src/http/web-config.ts). */
+    web_config_file: z.string().min(1).optional(),
   })
   .superRefine((c, ctx) => {
     if (c.interval !== undefined && c.schedule !== undefined) {

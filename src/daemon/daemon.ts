@@ -39,8 +39,15 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   harm.onRateLimit = (registry, rateLimit) => metrics.setRateLimit(registry, rateLimit);
   harm.onGitlabRequest = (endpoint, code) => metrics.countGitlabRequest(endpoint, code);
   let ready = false;
-  const server = await startServer({ listenAddress: config.listenAddress, metrics, status, ready: () => ready });
-  logger.info({ address: server.address, config: config.file }, "listening");
+  const server = await startServer({
+    listenAddress: config.listenAddress,
+    metrics,
+    status,
+    ready: () => ready,
+    logger,
+    ...(config.webConfigFile !== undefined ? { webConfigFile: config.webConfigFile } : {}),
+  });
+  logger.info({ address: server.address, config: config.file, tls: server.tls, web_config: config.webConfigFile ?? null }, "listening");
 
   const replan = async () => {
     const planMs = Math.max(config.timeoutMs, config.helperTimeoutMs) * 2;

@@ -1,29 +1,38 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { RequestListener } from "node:http";
+import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/index.js";
 import { scrub } from "../secret.js";
 import type { StatusStore } from "./status.js";
 import { renderStatusPage } from "./status-page.js";
 import { parseStatusQuery, statusPage } from "./status-query.js";
+import { listenGuarded } from "./web-server.js";
 
 export interface ServerOptions {
   listenAddress: string;
   metrics: Metrics;
   status: StatusStore;
   ready: () => boolean;
+  /** exporter-toolkit web config: TLS and basic auth in front of every path. */
+  webConfigFile?: string;
+  logger: Logger;
 }
 
 export interface HttpServer {
-  server: Server;
   /** host:port actually bound (port 0 in the config picks a free one). */
   address: string;
+  /** Whether it serves HTTPS. */
+  tls: boolean;
   close(): Promise<void>;
 }
 
-/** /metrics, /-/healthy, /-/ready, /status, / — nothing else. */
+/** /metrics, /-/healthy, /-/ready, /status, / — nothing else, all behind the web config when there is one (no path exempt). */
 export async function startServer(opts: ServerOptions): Promise<HttpServer> {
   const { host, port } = splitAddress(opts.listenAddress);
-  const server = createServer((req, res) => {
+  return listenGuarded({ host, port, logger: opts.logger, handler: routes(opts), ...(opts.webConfigFile !== undefined ? { webConfigFile: opts.webConfigFile } : {}) });
+}
+
+function routes(opts: ServerOptions): RequestListener {
+  return (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
@@ -61,25 +70,6 @@ export async function startServer(opts: ServerOptions): Promise<HttpServer> {
       default:
         send(404, "text/plain; charset=utf-8", "not found: try /metrics, /status, /-/healthy, /-/ready\n");
     }
-  });
-  server.keepAliveTimeout = 65_000;
-  server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const bound = server.address() as AddressInfo;
-  return {
-    server,
-    address: `${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
   };
 }
 

@@ -3,7 +3,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { parseDuration } from "../duration.js";
-import { errnoText } from "../errors.js";
+import { errnoText, InputError } from "../errors.js";
 import { registerSecret } from "../secret.js";
 
 // The web config file of Prometheus' exporter-toolkit (its docs/web-configuration.md and
@@ -125,8 +125,11 @@ export interface WebConfig {
   rateLimit?: { intervalMs: number; burst: number };
 }
 
-/** A web config file that cannot be used. The message is one line naming the file; it never quotes a hash or key. */
-export class WebConfigError extends Error {
+/**
+ * A web config file that cannot be used. The message is one line naming the file; it never quotes a hash
+ * or key. An InputError: at start it is ci-prober's own config, exit 2.
+ */
+export class WebConfigError extends InputError {
   constructor(file: string, what: string) {
     super(`web config ${file}: ${what}`);
     this.name = "WebConfigError";

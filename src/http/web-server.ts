@@ -41,8 +41,7 @@ const KEPT_TLS_SERVERS = 4;
 export async function listenGuarded(opts: ListenOptions): Promise<Listening> {
   if (opts.webConfigFile === undefined) return listen(plainServer(opts.handler), opts, false, () => undefined);
   const file = opts.webConfigFile;
-  const initial = await readWebConfig(file);
-  if (initial.tls) closeServer(httpsServer(file, initial.tls, await readTlsMaterial(file, initial.tls), () => undefined, opts.logger));
+  const initial = await checkWebConfig(file, opts.logger);
   const gate = new Gate(file, Boolean(initial.tls), opts.logger);
   const handler: RequestListener = (req, res) => {
     gate.admit(req, res).then(
@@ -57,6 +56,13 @@ export async function listenGuarded(opts: ListenOptions): Promise<Listening> {
   const tls = new TlsServers(gate, handler, opts.logger);
   const front = createNetServer((socket) => tls.accept(socket));
   return listen(front, opts, true, () => tls.closeAll());
+}
+
+/** Read a web config and everything it names, and build its TLS context once: what start-up and a reload require. */
+export async function checkWebConfig(file: string, logger: Logger): Promise<WebConfig> {
+  const config = await readWebConfig(file);
+  if (config.tls) closeServer(httpsServer(file, config.tls, await readTlsMaterial(file, config.tls), () => undefined, logger));
+  return config;
 }
 
 function plainServer(handler: RequestListener): Server {
