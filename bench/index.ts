@@ -6,12 +6,14 @@ import type { BenchReport } from "./lib.js";
  *   direct: a 256 MiB single-layer pull vs skopeo copy and curl | openssl dgst
  *   engine: engine-mode login + pull vs docker login + docker pull on the same daemon
  *   scale: 1,000 runners' round vs a bare Node loop sending the same requests; the daemon's /metrics, RSS, second round
+ *   cost: what one runner costs the registry per round and per day, the defaults vs a full pull every round
  * `npm run bench -- direct` runs one of them.
  */
 const BENCHES: Record<string, () => Promise<BenchReport>> = {
   direct: async () => (await import("./direct-pull.js")).benchDirectPull(),
   engine: async () => (await import("./engine.js")).benchEngine(),
   scale: async () => (await import("./scale.js")).benchScale(),
+  cost: async () => (await import("./cost.js")).benchCost(),
 };
 
 function print(report: BenchReport): void {
