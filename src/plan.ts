@@ -13,6 +13,7 @@ import { keepSecrets, Scrubber, withSecretScope } from "./secret.js";
 import type { Task } from "./scheduler.js";
 import type { CredentialView } from "./http/status.js";
 import type { Credential, ProbeKind, ProbeResult, Runner } from "./types.js";
+import { holderCredentials, type HeldStore, type HeldVariableView } from "./gitlab/held.js";
 
 /** Where results go: metrics, /status, the log — or, for `once`, a list. */
 export interface Sink {
@@ -31,6 +32,8 @@ export interface Plan {
   tasks: Task[];
   /** One line per bad input (a config.toml that does not parse, an image that is not a reference…). */
   errors: string[];
+  /** The DOCKER_AUTH_CONFIG variables GitLab holds, as of the last crawl (empty without `gitlab.variables`). */
+  gitlabVariables: HeldVariableView[];
 }
 
 export interface PlanOptions {
@@ -42,6 +45,8 @@ export interface PlanOptions {
   checks?: boolean;
   /** The daemon's no-harm state (backoff, shared results, pull states); `once` makes its own. */
   harm?: NoHarm;
+  /** The daemon's last crawl of DOCKER_AUTH_CONFIG held in GitLab (`gitlab.variables`); its holders are planned as runners. */
+  held?: HeldStore;
 }
 
 /**
@@ -58,14 +63,19 @@ export async function plan(opts: PlanOptions): Promise<Plan> {
   return p;
 }
 
-async function planIn({ config, logger, sink, signal, checks = false, harm = new NoHarm(config) }: PlanOptions): Promise<Plan> {
-  const { runners, errors: runnerErrors } = await expandRunners(config);
+async function planIn({ config, logger, sink, signal, checks = false, harm = new NoHarm(config), held: store }: PlanOptions): Promise<Plan> {
+  const { runners: own, errors: runnerErrors } = await expandRunners(config);
   const errors = runnerErrors.map((e) => e.message);
   const credentials = new Map<string, Credential[]>();
   const jobTokenPaths = await planJobTokenPaths(config, logger, signal, harm);
+  // Each DOCKER_AUTH_CONFIG GitLab holds is planned as a runner named after its holder: its login probes, owner checks and series.
+  const held = config.gitlab?.variables ? store?.current : undefined;
+  const runners = held ? [...own, ...held.runners] : own;
+  if (held) errors.push(...held.errors);
   await Promise.all(
     runners.map(async (runner) => {
-      const creds = await runnerCredentials(runner, { signal, helperTimeoutMs: config.helperTimeoutMs, jobTokenPaths });
+      const opts = { signal, helperTimeoutMs: config.helperTimeoutMs, jobTokenPaths };
+      const creds = held?.runners.includes(runner) ? await holderCredentials(held, runner, opts) : await runnerCredentials(runner, opts);
       credentials.set(runner.name, creds);
       for (const c of creds) if (c.error) errors.push(c.error.message);
     }),
@@ -108,7 +118,34 @@ async function planIn({ config, logger, sink, signal, checks = false, harm = new
   if (checks && sink.cert) {
     for (const registry of tlsRegistries(config, credentials, runners)) tasks.push(certificateTask(config, registry, sink));
   }
-  return { runners, credentials, jobTokenPaths, tasks, errors };
+  if (checks && store && config.gitlab?.variables) tasks.push(crawlTask(config, config.gitlab, store, logger, harm));
+  return { runners, credentials, jobTokenPaths, tasks, errors, gitlabVariables: held?.views ?? [] };
+}
+
+/**
+ * The crawl of DOCKER_AUTH_CONFIG variables, every gitlab.interval, under the
+ * instance's API budget. Its result is planned from the next re-plan on.
+ */
+function crawlTask(config: Config, gitlab: GitlabConfig, store: HeldStore, logger: Logger, harm: NoHarm): Task {
+  return {
+    key: `gitlab-variables|${gitlab.url}`,
+    intervalMs: gitlab.intervalMs,
+    // Thousands of projects at the budget's rate take minutes; the crawl gets what a budget-paced crawl needs, not one probe's timeout.
+    timeoutMs: Math.max(config.timeoutMs, gitlab.intervalMs, 10 * 60_000),
+    group: `gitlab|${gitlab.url}`,
+    async run(signal) {
+      const [{ GitlabClient }, { crawlHeld }] = await Promise.all([import("./gitlab/client.js"), import("./gitlab/held.js")]);
+      const budget = harm.gitlab.for(gitlab.url);
+      const client = new GitlabClient({ url: gitlab.url, ...(gitlab.token ? { token: gitlab.token } : {}), ...(gitlab.ca !== undefined ? { ca: gitlab.ca } : {}), logger, budget });
+      try {
+        const held = await crawlHeld(client, gitlab, signal);
+        store.current = held;
+        logger.info({ gitlab: gitlab.url, variables: held.views.length, projects: held.crawl.projects.length, requests: held.crawl.requests }, "gitlab variables crawled");
+      } finally {
+        await client.close();
+      }
+    },
+  };
 }
 
 /** The job token's registry paths, when `gitlab:` is configured; a GitLab that cannot be asked leaves only the dependency proxy. */

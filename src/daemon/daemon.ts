@@ -11,6 +11,7 @@ import { Scheduler } from "../scheduler.js";
 import { startServer, type HttpServer } from "../http/server.js";
 import { StatusStore } from "../http/status.js";
 import type { Credential, CredentialKind, Runner } from "../types.js";
+import { HeldStore } from "../gitlab/held.js";
 
 export interface Daemon {
   server: HttpServer;
@@ -36,6 +37,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   const stopping = new AbortController();
   // Backoff, shared results and pull states outlive each plan: a re-plan must not forget a refused secret.
   const harm = new NoHarm(config);
+  const held = new HeldStore();
   harm.onRateLimit = (registry, rateLimit) => metrics.setRateLimit(registry, rateLimit);
   harm.onGitlabRequest = (endpoint, code) => metrics.countGitlabRequest(endpoint, code);
   let ready = false;
@@ -51,12 +53,12 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
 
   const replan = async () => {
     const planMs = Math.max(config.timeoutMs, config.helperTimeoutMs) * 2;
-    const p = await withDeadline(planMs, stopping.signal, (signal) => plan({ config, logger, sink, signal, checks: true, harm }));
+    const p = await withDeadline(planMs, stopping.signal, (signal) => plan({ config, logger, sink, signal, checks: true, harm, held }));
     if (!stopping.signal.aborted) state.apply(p);
   };
 
   const planMs = Math.max(config.timeoutMs, config.helperTimeoutMs) * 2;
-  const first = await withDeadline(planMs, undefined, (signal) => plan({ config, logger, sink, signal, checks: true, harm }));
+  const first = await withDeadline(planMs, undefined, (signal) => plan({ config, logger, sink, signal, checks: true, harm, held }));
   if (first.runners.length === 0) logger.warn({ config: config.file }, "no runners to probe: no gitlab-runner config.toml or Docker config.json found");
   // Containers a crashed prober left behind go before this one starts its own.
   const engines = canaryEngines(config, first.runners);
@@ -131,6 +133,7 @@ class PlanState {
     if (p.errors.join("\n") !== this.#errors) for (const e of p.errors) logger.warn({ error: e }, "runner source unusable");
     this.#errors = p.errors.join("\n");
     status.inputErrors = p.errors;
+    status.gitlabVariables = p.gitlabVariables;
     this.#credentials = p.credentials;
     this.#jobTokenPaths = p.jobTokenPaths;
     for (const [name, creds] of p.credentials) {

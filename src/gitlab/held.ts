@@ -31,7 +31,7 @@ export interface HeldVariableView {
 }
 
 export interface Held {
-  /** One per readable variable; in plan order. */
+  /** One per variable, in crawl order; a hidden one has no source to read (its row says why). */
   runners: Runner[];
   views: HeldVariableView[];
   /** Per runner name: the source that hides its whole value for every project below, if one does. */
@@ -68,7 +68,7 @@ export function heldFromCrawl(crawl: Crawl): Held {
       hidden_by: winner ? variableSource(winner) : null,
       unreadable: v.value === null ? `${source}: masked and hidden: GitLab does not return its value, so ci-prober cannot check it` : null,
     });
-    if (v.value !== null) runners.push(holderRunner(name, source, v.value));
+    runners.push(holderRunner(name, source, v.value));
   }
   return { runners, views, hiddenBy, errors: crawl.errors, crawl };
 }
@@ -85,11 +85,20 @@ export async function crawlHeld(client: GitlabClient, gitlab: GitlabConfig, sign
  */
 export async function heldCredentials(held: Held, opts: CredentialOptions): Promise<Credential[]> {
   const out: Credential[] = [];
-  for (const view of held.views) {
-    if (view.unreadable !== null) out.push(unreadable(view));
-  }
-  for (const runner of held.runners) out.push(...shadowHeld(held, runner.name, await runnerCredentials(runner, opts)));
+  for (const runner of held.runners) out.push(...(await holderCredentials(held, runner, opts)));
   return out;
+}
+
+/** One holder's credentials: its value's, shadowed as a whole where a nearer variable wins, or the row saying it cannot be read. */
+export async function holderCredentials(held: Held, runner: Runner, opts: CredentialOptions): Promise<Credential[]> {
+  const view = held.views.find((v) => v.runner === runner.name);
+  if (view?.unreadable != null) return [unreadable(view)];
+  return shadowHeld(held, runner.name, await runnerCredentials(runner, opts));
+}
+
+/** The last crawl of the GitLab-held values, kept by the daemon between plans (one per process, replaced whole by each crawl). */
+export class HeldStore {
+  current: Held | undefined;
 }
 
 /** Apply the whole-value shadowing of the holders to one holder's credentials. */
@@ -131,8 +140,8 @@ function unreadable(view: HeldVariableView): Credential {
 }
 
 /** A holder as a runner: its DOCKER_AUTH_CONFIG is the only source; probes go direct (no engine stands behind a variable). */
-function holderRunner(name: string, source: string, value: string): Runner {
-  return { name, mode: "direct", source, dockerHost: "unix:///var/run/docker.sock", images: [], dockerAuthConfig: { value, source } };
+function holderRunner(name: string, source: string, value: string | null): Runner {
+  return { name, mode: "direct", source, dockerHost: "unix:///var/run/docker.sock", images: [], ...(value !== null ? { dockerAuthConfig: { value, source } } : {}) };
 }
 
 export function variableRunner(v: HeldVariable): string {

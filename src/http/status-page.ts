@@ -26,6 +26,13 @@ export function renderStatusPage(status: StatusStore): string {
     .map((r) => `<li>runner <b>${esc(r.name)}</b>: ${esc(r.latent_failures ?? "")}</li>`)
     .join("");
   const errors = status.inputErrors.map((e) => `<li>${esc(e)}</li>`).join("");
+  const held = status.gitlabVariables
+    .map(
+      (v) => `<tr class="${v.unreadable ? "bad" : v.hidden_by ? "shadowed" : ""}"><td>${esc(v.runner)}</td><td><code>${esc(v.source)}</code></td>` +
+        `<td>${esc(v.environment_scope)}</td><td>${v.effective_projects}${v.projects.length > 0 ? `: ${esc(v.projects.join(", "))}${v.effective_projects > v.projects.length ? ", …" : ""}` : ""}</td>` +
+        `<td>${esc(v.hidden_by ?? v.unreadable ?? "")}</td></tr>`,
+    )
+    .join("\n");
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>ci-prober</title>
 <style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
@@ -37,6 +44,7 @@ ${errors ? `<h2>Input errors</h2><ul>${errors}</ul>` : ""}
 ${rows}</table>
 <h2>Credentials</h2><table><tr><th>runner</th><th>registry</th><th>user</th><th>kind</th><th>secret</th><th>in use</th><th>source</th><th>error</th></tr>
 ${creds}</table>
+${held ? `<h2>DOCKER_AUTH_CONFIG held in GitLab</h2><table><tr><th>holder</th><th>variable</th><th>environment scope</th><th>projects whose jobs get it</th><th>hidden by / unreadable</th></tr>\n${held}</table>` : ""}
 ${latent ? `<h2>Latent failures</h2><ul>${latent}</ul>` : ""}</body></html>
 `;
 }

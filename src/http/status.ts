@@ -1,5 +1,6 @@
 import type { CredentialRow } from "../credentials/format.js";
 import { cachedImagePolicy } from "../credentials/pull-policy.js";
+import type { HeldVariableView } from "../gitlab/held.js";
 import type { CredentialCheckView } from "./status-types.js";
 import type { ProbeResult, Runner } from "../types.js";
 
@@ -31,6 +32,8 @@ export class StatusStore {
   runners: RunnerView[] = [];
   /** Bad inputs found while planning (a config.toml that does not parse…), one line each. */
   inputErrors: string[] = [];
+  /** The DOCKER_AUTH_CONFIG variables GitLab holds (gitlab.variables): holder, scope, the projects whose jobs get each. */
+  gitlabVariables: HeldVariableView[] = [];
   readonly #results = new Map<string, ProbeResult[]>();
   readonly #checks = new Map<string, CredentialCheckView>();
 
@@ -85,6 +88,7 @@ export class StatusStore {
         history: history.map((r) => ({ success: r.success, reason: r.reason ?? null, at: new Date(r.startedAt).toISOString(), duration_seconds: round(r.durationSeconds) })),
       })),
       credential_checks: [...this.#checks.values()],
+      gitlab_variables: this.gitlabVariables,
     };
   }
 }

@@ -3,6 +3,7 @@ import { GitlabBudget } from "../../../src/gitlab/budget.js";
 import { GitlabClient } from "../../../src/gitlab/client.js";
 import { heldCredentials, heldFromCrawl } from "../../../src/gitlab/held.js";
 import { crawlVariables } from "../../../src/gitlab/variables.js";
+import { jobTokenPaths } from "../../../src/gitlab/job-token.js";
 import { Secret } from "../../../src/secret.js";
 import { ciState } from "../../fake-gitlab/pipelines.js";
 import { startFakeGitlab, type FakeGitlab } from "../../fake-gitlab/server.js";
@@ -71,9 +72,9 @@ describe("crawlVariables reads DOCKER_AUTH_CONFIG from the instance, every group
     ]);
     const creds = await heldCredentials(held, { signal: AbortSignal.timeout(10_000), helperTimeoutMs: 1000 });
     expect(creds.map((c) => [c.runner, c.username, c.source, c.inUse, c.shadowedBy, c.environmentScope, c.error?.reason])).toEqual([
-      ["gitlab:group/acme/web", "", "gitlab:group/acme/web#DOCKER_AUTH_CONFIG", false, null, "*", "credential_missing"],
       ["gitlab:instance", "instance-bot", `gitlab:instance#DOCKER_AUTH_CONFIG#auths["registry.example.jp"]`, true, null, "*", undefined],
       ["gitlab:group/acme/platform", "t.yamada", `gitlab:group/acme/platform#DOCKER_AUTH_CONFIG#auths["registry.example.jp"]`, true, null, "*", undefined],
+      ["gitlab:group/acme/web", "", "gitlab:group/acme/web#DOCKER_AUTH_CONFIG", false, null, "*", "credential_missing"],
       [
         "gitlab:project/acme/platform/build/p007",
         "gitlab+deploy-token-7",
@@ -158,5 +159,15 @@ describe("crawlVariables reads DOCKER_AUTH_CONFIG from the instance, every group
       "GET /api/v4/groups/:id/variables 200",
       "GET /api/v4/projects/:id/variables 200",
     ]);
+  });
+
+  test("the job token's paths: the registry host from a project's container_registry_image_prefix, and the instance's host:port", async () => {
+    const gitlab = { url: fake.url, intervalMs: 60_000 };
+    const proxy = new URL(fake.url).host;
+    expect(await jobTokenPaths(gitlab, () => client(), AbortSignal.timeout(10_000))).toEqual([proxy]);
+    variablesState(fake.state).registryHost = "registry.acme.example:5050";
+    // Asked again only after gitlab.interval: a fresh URL key stands for a later round here.
+    expect(await jobTokenPaths({ ...gitlab, url: `${fake.url}/` }, () => client(), AbortSignal.timeout(10_000))).toEqual(["registry.acme.example:5050", proxy]);
+    expect(await jobTokenPaths({ ...gitlab, registry: "registry.set.example" }, () => client(), AbortSignal.timeout(10_000))).toEqual(["registry.set.example", proxy]);
   });
 });
