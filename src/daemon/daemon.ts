@@ -33,7 +33,9 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Daemo
   status.configFile = config.file;
   const scheduler = new Scheduler({ concurrency: config.concurrency, logger, onSkip: (task) => metrics.recordSkip(task.key, skipLabels(task.key)) });
   const state = new PlanState(metrics, status, scheduler, logger);
-  const sink = daemonSink(metrics, status, logger, { learn: (check) => state.learnKind(check), of: (c) => state.kindOf(c) });
+  const recorded = daemonSink(metrics, status, logger, { learn: (check) => state.learnKind(check), of: (c) => state.kindOf(c) });
+  // A run still in flight when a re-plan removed its task would bring back the series just dropped, for good.
+  const sink: typeof recorded = { ...recorded, result: (key, r) => (state.planned(key) ? recorded.result(key, r) : undefined) };
   const stopping = new AbortController();
   // Backoff, shared results and pull states outlive each plan: a re-plan must not forget a refused secret.
   const harm = new NoHarm(config);
@@ -110,6 +112,7 @@ class PlanState {
   #jobTokenPaths: string[] = [];
   #runners = new Set<string>();
   #errors = "";
+  #planned = new Set<string>();
 
   constructor(
     private readonly metrics: Metrics,
@@ -149,10 +152,16 @@ class PlanState {
       logger.info({ runner: gone }, "runner removed");
     }
     this.#runners = names;
+    this.#planned = new Set(p.tasks.map((t) => t.key));
     const { removed, added } = this.scheduler.sync(p.tasks);
     for (const key of removed) metrics.drop(key);
     status.retain(new Set(p.tasks.map((t) => t.key)));
     if (added.length > 0 || removed.length > 0) logger.info({ added: added.length, removed: removed.length, tasks: p.tasks.length }, "plan updated");
+  }
+
+  /** A task of the plan in force: only its results are recorded. */
+  planned(key: string): boolean {
+    return this.#planned.has(key);
   }
 
   kindOf(c: Pick<Credential, "runner" | "registry" | "username" | "kind">): CredentialKind {
