@@ -6,6 +6,7 @@ import type { RateLimit } from "../registry/client.js";
 import type { Credential, ProbeKind, ProbeResult, Runner } from "../types.js";
 import { AuthBackoff, backoffKey, type AttemptOutcome, DEFAULT_AUTH_BACKOFF, type Held } from "./backoff.js";
 import { fullPullIntervalFor, PullStates } from "./pull-plan.js";
+import { runProbe } from "./run.js";
 import { ProbeLog, type ProbeContext } from "./types.js";
 
 /**
@@ -81,11 +82,17 @@ export async function guardedProbe(harm: NoHarm | undefined, g: GuardedProbe): P
   }
   const secretKey = credential?.secret !== undefined && credential.error === undefined ? backoffKey(registry, credential.username, credential.secret) : undefined;
   const attempt = () => backedOff(harm, g, ctx, registry, secretKey, credential);
-  if (g.runner.mode !== "direct" || g.probe === "canary") return attempt();
-  const identity = probeIdentity(g, registry, secretKey);
-  if (g.probe === "pull") ctx.pullState = harm.pulls.get(identity);
-  const { result, ranBy } = await harm.shared.run(identity, g.runner.name, g.intervalMs / 2, g.signal, attempt);
-  return ranBy === g.runner.name ? result : sharedCopy(result, g.runner.name, ranBy, credential);
+  try {
+    if (g.runner.mode !== "direct" || g.probe === "canary") return await attempt();
+    const identity = probeIdentity(g, registry, secretKey);
+    if (g.probe === "pull") ctx.pullState = harm.pulls.get(identity);
+    const { result, ranBy } = await harm.shared.run(identity, g.runner.name, g.intervalMs / 2, g.signal, attempt);
+    if (ranBy !== g.runner.name) return sharedCopy(result, g.runner.name, ranBy, credential);
+    return result.credential === undefined && credential !== undefined ? { ...result, credential: credentialOf(credential) } : result;
+  } catch (err) {
+    // Only waiting can throw here (for another probe's verdict or result): the deadline passed meanwhile.
+    return runProbe(g.probe, ctx, () => Promise.reject(err instanceof Error ? err : new Error(String(err))));
+  }
 }
 
 /** The requests a direct probe sends are fixed by these; two probes with the same identity would send the same ones. */
