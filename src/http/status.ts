@@ -35,6 +35,8 @@ export class StatusStore {
   /** The DOCKER_AUTH_CONFIG variables GitLab holds (gitlab.variables): holder, scope, the projects whose jobs get each. */
   gitlabVariables: HeldVariableView[] = [];
   readonly #results = new Map<string, ProbeResult[]>();
+  /** Outlives the ten-result history: a probe failing for a day still knows since when, and its last success. */
+  readonly #streaks = new Map<string, Streak>();
   readonly #checks = new Map<string, CredentialCheckView>();
 
   setRunners(runners: Runner[], credentials: Map<string, CredentialView[]>): void {
@@ -60,6 +62,9 @@ export class StatusStore {
     history.unshift(result);
     history.length = Math.min(history.length, HISTORY);
     this.#results.set(key, history);
+    const streak = this.#streaks.get(key) ?? { failingSince: null, lastSuccess: null };
+    if (result.success) this.#streaks.set(key, { failingSince: null, lastSuccess: result.startedAt });
+    else this.#streaks.set(key, { ...streak, failingSince: streak.failingSince ?? result.startedAt });
   }
 
   recordCheck(key: string, check: CredentialCheckView): void {
@@ -69,6 +74,7 @@ export class StatusStore {
   /** Forget tasks that no longer exist. */
   retain(keys: Set<string>): void {
     for (const key of this.#results.keys()) if (!keys.has(key)) this.#results.delete(key);
+    for (const key of this.#streaks.keys()) if (!keys.has(key)) this.#streaks.delete(key);
     for (const key of this.#checks.keys()) if (!keys.has(key)) this.#checks.delete(key);
   }
 
@@ -84,6 +90,8 @@ export class StatusStore {
       runners: this.runners,
       probes: [...this.#results.entries()].map(([key, history]) => ({
         key,
+        failing_since: iso(this.#streaks.get(key)?.failingSince ?? null),
+        last_success: iso(this.#streaks.get(key)?.lastSuccess ?? null),
         last: history[0] ? view(history[0]) : null,
         history: history.map((r) => ({ success: r.success, reason: r.reason ?? null, at: new Date(r.startedAt).toISOString(), duration_seconds: round(r.durationSeconds) })),
       })),
@@ -115,6 +123,16 @@ function view(r: ProbeResult): Record<string, unknown> {
       : {}),
     log: r.log,
   };
+}
+
+/** Epoch milliseconds of the first failure of the current run of failures (null while passing), and of the last success. */
+interface Streak {
+  failingSince: number | null;
+  lastSuccess: number | null;
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
 }
 
 function round(n: number): number {

@@ -122,7 +122,7 @@ test("a blocked user's credential turns that runner's login and pull to 0 within
   const failed = daemon.log().split("\n").find((l) => l.includes('"msg":"probe failed"') && l.includes('"runner":"base-runner"'));
   expect(JSON.parse(failed ?? "{}")).toMatchObject({ level: "warn", probe: expect.any(String), reason: "unauthorized", username: yamada.username, source: `${baseConfig}#auths["${registry}"]` });
   const page = (await daemon.get("/")).body;
-  expect(page).toContain(`credential <b>${yamada.username}</b> (personal) from <code>${baseConfig}#auths[&#34;${registry}&#34;]</code>`);
+  expect(page).toContain(`credential <b>${yamada.username}</b> (personal, password) from <code>${baseConfig}#auths[&#34;${registry}&#34;]</code> · <span class="ok-text">in use</span>`);
 
   // The fix: the account is active again (as if the file now held a working credential).
   await setGitlabUserState(services.gitlab.url, yamada.username, "active");
