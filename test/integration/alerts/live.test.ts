@@ -143,7 +143,7 @@ describe("alerts against live prometheus and alertmanager", () => {
       const ok = await query(prometheus(), `ci_prober_login_success{runner="${runner}", registry="${registry}"} == 1`, signal());
       return ok.length === 1 ? ok : undefined;
     });
-    const [info] = await query(prometheus(), `ci_prober_credential_info{runner="${runner}"}`, signal());
+    const [info] = await query(prometheus(), `ci_prober_credential_info{runner="${runner}", registry="${registry}", in_use="true"}`, signal());
     expect(info?.metric.kind).toBe("personal");
 
     const blockedAt = Date.now();
@@ -267,10 +267,15 @@ describe("alerts against live prometheus and alertmanager", () => {
       ...ruleExpressions(loadRules()).map((e) => ({ ...e, needsData: e.where.startsWith("record") })),
       ...dashboardExpressions(loadDashboard()).map((e) => ({ where: e.where, expr: substituteGrafanaVariables(e.expr, SCRAPE_INTERVAL), needsData: true })),
     ];
-    // Certificates are only checked for registries spoken to over TLS, and a test registry is on 127.0.0.1;
-    // the test registries send no ratelimit-* headers. no runner here stores a
+    // Declared, but without series here: certificates are only checked for registries spoken to over TLS (a test
+    // registry is on 127.0.0.1), the test registries send no ratelimit-* headers, and no runner here stores a
     // credential for the fake GitLab's own registry (test/integration/job-token.test.ts has one).
-    const absentHere = new Set(["ci_prober_tls_cert_expiry_timestamp_seconds", "ci_prober_credential_shadows_job_token"]);
+    const absentHere = new Set([
+      "ci_prober_tls_cert_expiry_timestamp_seconds",
+      "ci_prober_credential_shadows_job_token",
+      "ci_prober_registry_rate_limit_remaining",
+      "ci_prober_registry_rate_limit_limit",
+    ]);
     const problems: string[] = [];
     for (const { where, expr, needsData } of exprs) {
       const selectors = vectorSelectors(expr);
