@@ -153,6 +153,9 @@ class PlanState {
     }
     this.#runners = names;
     this.#planned = new Set(p.tasks.map((t) => t.key));
+    // A registry no task talks to any more takes its rate-limit gauges with it.
+    const groups = new Set(p.tasks.map((t) => t.group));
+    for (const owner of metrics.owners("ratelimit|")) if (!groups.has(owner.slice("ratelimit|".length))) metrics.drop(owner);
     const { removed, added } = this.scheduler.sync(p.tasks);
     for (const key of removed) metrics.drop(key);
     status.retain(new Set(p.tasks.map((t) => t.key)));
