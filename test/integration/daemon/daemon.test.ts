@@ -65,7 +65,8 @@ test("HTTP: health, readiness, the status page, and nothing else", async () => {
   expect(await daemon.get("/-/ready")).toEqual({ status: 200, body: "Ready\n" });
   const page = await daemon.get("/");
   expect(page.status).toBe(200);
-  expect(page.body).toContain("<td>alpha</td><td>login</td>");
+  expect(page.body).toContain('<b class="runner">alpha</b>');
+  expect(page.body).toContain(`<td><span class="ok-text">ok</span></td><td>login</td><td class="nowrap"><code>${host}</code></td>`);
   expect(page.body).toContain(`<code>${docker}#auths[&#34;${host}&#34;]</code>`);
   expect((await daemon.get("/nope")).status).toBe(404);
   const post = await fetch(`${daemon.url}/metrics`, { method: "POST", signal: AbortSignal.timeout(5000) });

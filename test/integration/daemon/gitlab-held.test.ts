@@ -100,7 +100,7 @@ test("the group's variable is probed as runner gitlab:group/<path>; blocking its
   });
   expect(value(after, "ci_prober_probe_failures_total", { probe: "login", runner, target: registry, reason: "unauthorized" })).toBeGreaterThanOrEqual(1);
   const page = (await daemon.get("/")).body;
-  expect(page).toContain(`<td>${runner}</td><td>login</td><td>${registry}</td><td>unauthorized</td>`);
+  expect(page).toContain(`<span class="badge bad">unauthorized</span> <b>login</b> <span class="runner">${runner}</span> → <code>${registry}</code>`);
   expect(page).toContain(`from <code>${runner}#DOCKER_AUTH_CONFIG#auths[&#34;${registry}&#34;]</code>`);
   expect(page).toContain(`<td>${runner}</td><td><code>${runner}#DOCKER_AUTH_CONFIG</code></td><td>*</td><td>200: ${top}/platform/build/app-000`);
   for (const text of [page, (await daemon.get("/status")).body, (await daemon.get("/metrics")).body]) expect(text).not.toContain(yamada.password);
