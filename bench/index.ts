@@ -7,6 +7,7 @@ import type { BenchReport } from "./lib.js";
  *   engine: engine-mode login + pull vs docker login + docker pull on the same daemon
  *   scale: 1,000 runners' round vs a bare Node loop sending the same requests; the daemon's /metrics, RSS, second round
  *   cost: what one runner costs the registry per round and per day, the defaults vs a full pull every round
+ *   crawl: DOCKER_AUTH_CONFIG variables of 500 groups and 10,000 projects, requests and wall time with and without the API budget
  * `npm run bench -- direct` runs one of them.
  */
 const BENCHES: Record<string, () => Promise<BenchReport>> = {
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Promise<BenchReport>> = {
   engine: async () => (await import("./engine.js")).benchEngine(),
   scale: async () => (await import("./scale.js")).benchScale(),
   cost: async () => (await import("./cost.js")).benchCost(),
+  crawl: async () => (await import("./crawl.js")).benchCrawl(),
 };
 
 function print(report: BenchReport): void {

@@ -336,10 +336,16 @@ function jobEntity(ci: CiState, j: FakeJob, origin: string) {
 /** Rack::Attack's answer: 429, plain text, RateLimit-* headers, Retry-After when the plan has one. */
 function rateLimited(ci: CiState, res: ServerResponse): boolean {
   const plan = ci.rateLimit;
+  const now = Date.now();
+  if (now - ci.windowStart >= 60_000) {
+    ci.windowStart = now;
+    ci.observed = 0;
+  }
   ci.observed++;
-  const limit = 2000;
+  const limit = ci.limitPerMinute;
   const throttled = plan.remaining > 0 && (plan.status ?? 429) === 429;
-  const resetAt = Math.ceil(Date.now() / 1000) + (plan.resetSeconds ?? plan.retryAfterSeconds ?? 1);
+  // A throttled answer says when to come back; any other, when the current period ends.
+  const resetAt = throttled ? Math.ceil(now / 1000) + (plan.resetSeconds ?? plan.retryAfterSeconds ?? 1) : Math.ceil((ci.windowStart + 60_000) / 1000);
   if (!(throttled && plan.omitReset)) {
     res.setHeader("ratelimit-name", "throttle_authenticated_api");
     res.setHeader("ratelimit-limit", String(limit));

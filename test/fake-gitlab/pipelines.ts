@@ -118,8 +118,12 @@ export class CiState {
   /** Every /api/v4 request, for tests that assert what the client did. */
   readonly requests: ApiRequestRecord[] = [];
   rateLimit: RateLimitPlan = { remaining: 0 };
-  /** Rack::Attack's per-user counter shown in RateLimit-Observed. */
+  /** Rack::Attack's per-user counter shown in RateLimit-Observed, for the current one-minute period. */
   observed = 0;
+  /** Start of Rack::Attack's current period; the counter starts again every minute, as GitLab's throttles do. */
+  windowStart = Date.now();
+  /** Requests a period allows (GitLab.com's authenticated API: 2000 a minute); a benchmark raises it to measure its own budget. */
+  limitPerMinute = 2000;
   #next = { project: 1, runner: 1, pipeline: 100, job: 1000 };
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #aborts = new Set<AbortController>();

@@ -69,10 +69,24 @@ describe("grafana/ci-prober.json", () => {
     }
     const credentials = panels.find((p) => p.title === "Credentials");
     expect(credentials?.targets?.map((t) => t.expr)).toEqual([
-      'max by (runner, registry, username, kind, source) (ci_prober_credential_info{instance=~"$instance", runner=~"$runner", registry=~"$registry"})',
+      'max by (runner, registry, username, kind, source, in_use) (ci_prober_credential_info{instance=~"$instance", runner=~"$runner", registry=~"$registry"})',
       'max by (runner, registry, state) (ci_prober_credential_owner_state{instance=~"$instance", runner=~"$runner", registry=~"$registry"})',
       'max by (runner, registry) (ci_prober_credential_expiry_timestamp_seconds{instance=~"$instance", runner=~"$runner", registry=~"$registry"}) * 1000',
     ]);
+  });
+
+  test("a panel lists the DOCKER_AUTH_CONFIG GitLab holds by holder, with in use, login and owner state; a stat counts credentials hiding the job token", () => {
+    const held = panels.find((p) => p.title === "DOCKER_AUTH_CONFIG held in GitLab");
+    expect(held?.type).toBe("table");
+    expect(held?.targets?.map((t) => t.expr)).toEqual([
+      'max by (runner, registry, username, kind, source, in_use) (ci_prober_credential_info{instance=~"$instance", runner=~"gitlab:.+"})',
+      'max by (runner, registry) (ci_prober_login_success{instance=~"$instance", runner=~"gitlab:.+"})',
+      'max by (runner, registry, state) (ci_prober_credential_owner_state{instance=~"$instance", runner=~"gitlab:.+"})',
+    ]);
+    const shadows = panels.find((p) => p.title === "Credentials hiding the job token");
+    expect(shadows?.targets?.map((t) => t.expr)).toEqual(['count(ci_prober_credential_shadows_job_token{instance=~"$instance", runner=~"$runner"}) or vector(0)']);
+    const personal = panels.find((p) => p.title === "Personal credentials");
+    expect(personal?.targets?.[0]?.expr).toContain('kind="personal", in_use="true"');
   });
 
   test("the provisioning files load the dashboard and a Prometheus datasource", () => {
