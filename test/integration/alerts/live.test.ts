@@ -269,7 +269,8 @@ describe("alerts against live prometheus and alertmanager", () => {
     ];
     // Declared, but without series here: certificates are only checked for registries spoken to over TLS (a test
     // registry is on 127.0.0.1), the test registries send no ratelimit-* headers, and no runner here stores a
-    // credential for the fake GitLab's own registry (test/integration/job-token.test.ts has one).
+    // credential for the fake GitLab's own registry nor crawls a DOCKER_AUTH_CONFIG held in GitLab
+    // (test/integration/daemon/gitlab-held.test.ts has both).
     const absentHere = new Set([
       "ci_prober_tls_cert_expiry_timestamp_seconds",
       "ci_prober_credential_shadows_job_token",
