@@ -94,7 +94,7 @@ export async function benchCost(): Promise<BenchReport> {
       const [r0, b0, t0, s0] = [proxy.requests, proxy.bytes, tokens(), performance.now()];
       const results: ProbeResult[] = [];
       await withDeadline(120_000, undefined, async (signal) => {
-        const p = await plan({ config, logger: silentLogger, sink: { result: (_k, r) => results.push(r) }, signal, harm });
+        const p = await plan({ config, logger: silentLogger, sink: { probe: (_k, r) => results.push(r), checks: () => undefined, cert: () => undefined }, signal, harm });
         await new Scheduler({ concurrency: 4, logger: silentLogger }).runOnce(p.tasks);
       });
       const failed = results.find((r) => !r.success);

@@ -2,15 +2,18 @@ import cron, { type ScheduledTask } from "node-cron";
 import { deadline } from "./deadline.js";
 import { FairShare } from "./fair-share.js";
 import type { Logger } from "./log.js";
+import { KeyMap, keyText, type TaskKey } from "./task-key.js";
 import { Scrubber, withSecretScope } from "./secret.js";
 
 /** One thing to run periodically: a probe of one target for one runner, a canary, a credential check. */
 export interface Task {
-  /** Stable identity across re-plans: "login|runner|registry". */
-  key: string;
+  /** Stable identity across re-plans. */
+  key: TaskKey;
   intervalMs: number;
   /** A cron expression (node-cron syntax); replaces intervalMs when set. */
   schedule?: string;
+  /** Delay of the first run instead of the jitter (the re-plan waits one interval: the plan before it is fresh). */
+  firstRunMs?: number;
   /** Deadline of one run, from the moment it holds a concurrency slot. */
   timeoutMs: number;
   /**
@@ -34,6 +37,8 @@ export interface SchedulerOptions {
    * counts it in ci_prober_probe_skipped_total.
    */
   onSkip?: (task: Task, cause: SkipCause) => void;
+  /** Called after every run that ran (not a skipped tick): readiness waits on it instead of polling. */
+  onRunEnd?: (key: TaskKey) => void;
 }
 
 export type SkipCause = "queued" | "running";
@@ -60,26 +65,29 @@ interface Loop {
  * it is never dropped, and the group shares keep a stuck registry to its own.
  */
 export class Scheduler {
-  readonly #loops = new Map<string, Loop>();
+  readonly #loops = new KeyMap<Loop>();
   readonly #stop = new AbortController();
   readonly #slots: FairShare;
   readonly #logger: Logger;
   readonly #jitter: (intervalMs: number) => number;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #onSkip: ((task: Task, cause: SkipCause) => void) | undefined;
+  readonly #onRunEnd: ((key: TaskKey) => void) | undefined;
 
   constructor(opts: SchedulerOptions) {
     this.#slots = new FairShare(opts.concurrency);
     this.#onSkip = opts.onSkip;
+    this.#onRunEnd = opts.onRunEnd;
     this.#logger = opts.logger;
     this.#jitter = opts.jitter ?? ((ms) => Math.random() * Math.min(ms * 0.1, 2000));
   }
 
   /** Start tasks that are new, stop those no longer listed; returns the keys of both. */
-  sync(tasks: Task[]): { added: string[]; removed: string[] } {
-    const wanted = new Map(tasks.map((t) => [t.key, t]));
-    const removed: string[] = [];
-    for (const [key, loop] of this.#loops) {
+  sync(tasks: Task[]): { added: TaskKey[]; removed: TaskKey[] } {
+    const wanted = new KeyMap<Task>();
+    for (const t of tasks) wanted.set(t.key, t);
+    const removed: TaskKey[] = [];
+    for (const [key, loop] of this.#loops.entries()) {
       const next = wanted.get(key);
       if (next && next.intervalMs === loop.task.intervalMs && next.schedule === loop.task.schedule) {
         loop.task = next; // same schedule: keep the loop, take the fresh closure (new runner facts)
@@ -89,8 +97,8 @@ export class Scheduler {
       this.#loops.delete(key);
       if (!next) removed.push(key);
     }
-    const added: string[] = [];
-    for (const [key, task] of wanted) {
+    const added: TaskKey[] = [];
+    for (const [key, task] of wanted.entries()) {
       if (this.#loops.has(key)) continue;
       this.#startLoop(task);
       added.push(key);
@@ -105,13 +113,13 @@ export class Scheduler {
     await Promise.all(tasks.map((t) => this.#runGuarded({ task: t, running: false, stopped: false, runs: 0 })));
   }
 
-  /** How many times a task has finished, for readiness: 0 until its first run ends. */
-  runsOf(key: string): number {
+  /** How many times a task has finished: 0 until its first run ends. */
+  runsOf(key: TaskKey): number {
     return this.#loops.get(key)?.runs ?? 0;
   }
 
-  keys(): string[] {
-    return [...this.#loops.keys()];
+  keys(): TaskKey[] {
+    return this.#loops.keys();
   }
 
   /** Stop every loop, abort runs in flight, and wait for them to settle. */
@@ -130,10 +138,10 @@ export class Scheduler {
   #startLoop(task: Task): void {
     const loop: Loop = { task, running: false, stopped: false, runs: 0 };
     this.#loops.set(task.key, loop);
-    const first = Math.max(0, Math.round(this.#jitter(task.intervalMs)));
+    const first = Math.max(0, Math.round(task.firstRunMs ?? this.#jitter(task.intervalMs)));
     if (task.schedule !== undefined) {
       // A cron schedule: node-cron fires the ticks; one run at start so the first round completes.
-      loop.cronTask = cron.schedule(task.schedule, () => this.#tick(loop), { noOverlap: false, name: task.key });
+      loop.cronTask = cron.schedule(task.schedule, () => this.#tick(loop), { noOverlap: false, name: keyText(task.key) });
       loop.timer = setTimeout(() => this.#tick(loop), first);
       return;
     }
@@ -163,7 +171,7 @@ export class Scheduler {
     if (loop.stopped) return;
     if (loop.running) {
       const cause: SkipCause = loop.started === true ? "running" : "queued";
-      this.#logger.warn({ task: loop.task.key, cause }, "probe skipped: previous run still queued or running");
+      this.#logger.warn({ task: keyText(loop.task.key), cause }, "probe skipped: previous run still queued or running");
       this.#onSkip?.(loop.task, cause);
       return;
     }
@@ -188,7 +196,7 @@ export class Scheduler {
         // Whatever secret a run makes is its own (see secret.ts), not the process's for ever.
         await withSecretScope(new Scrubber(), () => task.run(limit.signal));
       } catch (err) {
-        this.#logger.error({ task: task.key, err: err instanceof Error ? err.message : String(err) }, "task failed");
+        this.#logger.error({ task: keyText(task.key), err: err instanceof Error ? err.message : String(err) }, "task failed");
       } finally {
         limit.dispose();
       }
@@ -196,7 +204,9 @@ export class Scheduler {
     this.#stop.signal.removeEventListener("abort", onStop);
     loop.running = false;
     loop.started = false;
-    if (ran) loop.runs++;
+    if (!ran) return;
+    loop.runs++;
+    this.#onRunEnd?.(loop.task.key);
   }
 }
 

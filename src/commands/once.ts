@@ -3,6 +3,7 @@ import { withDeadline } from "../deadline.js";
 import { createLogger } from "../log.js";
 import { plan } from "../plan.js";
 import { Scheduler } from "../scheduler.js";
+import type { TaskKey } from "../task-key.js";
 import type { ProbeResult } from "../types.js";
 import { table } from "./table.js";
 
@@ -13,7 +14,8 @@ import { table } from "./table.js";
 export async function onceCommand(config: Config, json: boolean): Promise<number> {
   const logger = createLogger(process.env.CI_PROBER_LOG_LEVEL ?? "warn");
   const results: ProbeResult[] = [];
-  const sink = { result: (_key: string, r: ProbeResult) => results.push(r) };
+  // `once` plans no checks: only probe results arrive, and they go into the table.
+  const sink = { probe: (_key: TaskKey, r: ProbeResult) => results.push(r), checks: () => undefined, cert: () => undefined };
   const planMs = Math.max(config.timeoutMs, config.helperTimeoutMs) * 2;
   const p = await withDeadline(planMs, undefined, (signal) => plan({ config, logger, sink, signal }));
   const scheduler = new Scheduler({ concurrency: config.concurrency, logger });

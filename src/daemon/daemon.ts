@@ -1,17 +1,20 @@
-import type { Config } from "../config/resolve.js";
+import { embeddedDefault } from "../config/discover.js";
+import { loadConfigFile } from "../config/read.js";
+import { EMBEDDED_DEFAULT, type Config } from "../config/resolve.js";
 import { withDeadline } from "../deadline.js";
 import { oneLine } from "../errors.js";
-import type { Logger } from "../log.js";
-import { Metrics } from "../metrics/index.js";
-import type { CredentialCheck } from "../probes/credential-check.js";
-import { credentialViews, plan, type Plan } from "../plan.js";
-import { daemonSink } from "./sink.js";
-import { NoHarm } from "../probes/guard.js";
-import { Scheduler } from "../scheduler.js";
 import { startServer, type HttpServer } from "../http/server.js";
 import { StatusStore } from "../http/status.js";
-import type { Credential, CredentialKind, Runner } from "../types.js";
+import type { Logger } from "../log.js";
+import { Metrics } from "../metrics/index.js";
+import { plan, type Plan } from "../plan.js";
 import { HeldStore } from "../gitlab/held.js";
+import { NoHarm } from "../probes/guard.js";
+import { Scheduler, type Task } from "../scheduler.js";
+import { KeySet, probeLabel, taskKey, type TaskKey } from "../task-key.js";
+import type { Runner } from "../types.js";
+import { daemonSink } from "./sink.js";
+import { PlanState } from "./state.js";
 
 export interface Daemon {
   server: HttpServer;
@@ -19,168 +22,213 @@ export interface Daemon {
   status: StatusStore;
   /** Resolves once every task of the first plan has run. */
   firstRound: Promise<void>;
+  /**
+   * Re-read the config file and re-plan with it in place: the HTTP server,
+   * the counters and the /status history of targets that still exist stay. A
+   * config that does not load is logged, the running one stays, and this
+   * rejects with the one-line error.
+   */
+  reload(): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** The daemon's own task: re-read runners and credentials every interval. */
+export const REPLAN_KEY: TaskKey = taskKey("replan", "", "");
 
 /**
  * The long-running prober: re-plans every interval (config.toml and
  * config.json are re-read, so a fixed credential is seen without a restart),
  * keeps the scheduler in step with the plan, and serves HTTP.
  */
-export async function startDaemon(config: Config, logger: Logger): Promise<Daemon> {
+export interface DaemonOptions {
+  /** How a reload reads the config again (run adds --web.config.file); by default the file is read as at start. */
+  reread?: (current: Config) => Promise<Config>;
+}
+
+export async function startDaemon(initial: Config, logger: Logger, opts: DaemonOptions = {}): Promise<Daemon> {
+  let config = initial;
   const metrics = new Metrics();
   const status = new StatusStore();
   status.configFile = config.file;
-  const scheduler = new Scheduler({ concurrency: config.concurrency, logger, onSkip: (task) => metrics.recordSkip(task.key, skipLabels(task.key)) });
+  const first = new FirstRound(logger);
+  const scheduler = new Scheduler({
+    concurrency: config.concurrency,
+    logger,
+    onSkip: (task) => metrics.recordSkip(task.key, skipLabels(task.key)),
+    onRunEnd: (key) => first.ran(key),
+  });
   const state = new PlanState(metrics, status, scheduler, logger);
-  const recorded = daemonSink(metrics, status, logger, { learn: (check) => state.learnKind(check), of: (c) => state.kindOf(c) });
-  // A run still in flight when a re-plan removed its task would bring back the series just dropped, for good.
-  const sink: typeof recorded = { ...recorded, result: (key, r) => (state.planned(key) ? recorded.result(key, r) : undefined) };
+  const sink = daemonSink(metrics, status, logger, state);
   const stopping = new AbortController();
-  // Backoff, shared results and pull states outlive each plan: a re-plan must not forget a refused secret.
+  // Backoff, shared results and pull states outlive each plan and each reload: neither may forget a refused secret.
   const harm = new NoHarm(config);
+  // The last crawl of DOCKER_AUTH_CONFIG held in GitLab: its holders are planned as runners.
   const held = new HeldStore();
   harm.onRateLimit = (registry, rateLimit) => metrics.setRateLimit(registry, rateLimit);
   harm.onGitlabRequest = (endpoint, code) => metrics.countGitlabRequest(endpoint, code);
-  let ready = false;
+  let runners: Runner[] = [];
+  // Re-plans run one at a time, whether the scheduler's task or a reload started them.
+  let serial: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
+    const next = serial.then(fn);
+    serial = next.catch(() => undefined);
+    return next;
+  };
+
+  const replanOnce = async (signal: AbortSignal): Promise<Plan | undefined> => {
+    const p = await plan({ config, logger, sink, signal, checks: true, harm, held });
+    if (stopping.signal.aborted) return undefined;
+    state.apply(p, [replanTask()]);
+    first.planned(new KeySet(p.tasks.map((t) => t.key)));
+    runners = p.runners;
+    return p;
+  };
+  const replanTask = (): Task => ({
+    key: REPLAN_KEY,
+    intervalMs: config.intervalMs,
+    // The plan before it is fresh: the first re-plan is one interval later.
+    firstRunMs: config.intervalMs,
+    timeoutMs: planTimeoutMs(config),
+    run: async (signal) => {
+      try {
+        await oneAtATime(() => replanOnce(signal));
+      } catch (err) {
+        if (!stopping.signal.aborted) logger.error({ error: oneLine(err) }, "re-plan failed");
+      }
+    },
+  });
+
   const server = await startServer({
     listenAddress: config.listenAddress,
     metrics,
     status,
-    ready: () => ready,
+    ready: () => first.done,
+    reload: () => reload(),
     logger,
     ...(config.webConfigFile !== undefined ? { webConfigFile: config.webConfigFile } : {}),
   });
   logger.info({ address: server.address, config: config.file, tls: server.tls, web_config: config.webConfigFile ?? null }, "listening");
 
-  const replan = async () => {
-    const planMs = Math.max(config.timeoutMs, config.helperTimeoutMs) * 2;
-    const p = await withDeadline(planMs, stopping.signal, (signal) => plan({ config, logger, sink, signal, checks: true, harm, held }));
-    if (!stopping.signal.aborted) state.apply(p);
-  };
-
-  const planMs = Math.max(config.timeoutMs, config.helperTimeoutMs) * 2;
-  const first = await withDeadline(planMs, undefined, (signal) => plan({ config, logger, sink, signal, checks: true, harm, held }));
-  if (first.runners.length === 0) logger.warn({ config: config.file }, "no runners to probe: no gitlab-runner config.toml or Docker config.json found");
+  const firstPlan = await withDeadline(planTimeoutMs(config), undefined, (signal) => plan({ config, logger, sink, signal, checks: true, harm, held }));
+  if (firstPlan.runners.length === 0) logger.warn({ config: config.file }, "no runners to probe: no gitlab-runner config.toml or Docker config.json found");
   // Containers a crashed prober left behind go before this one starts its own.
-  const engines = canaryEngines(config, first.runners);
-  await removeLeftoverCanaries(engines, logger);
-  state.apply(first);
-  const firstKeys = first.tasks.map((t) => t.key);
-  const firstRound = new Promise<void>((resolve) => {
-    const check = setInterval(() => {
-      if (stopping.signal.aborted || firstKeys.every((k) => scheduler.runsOf(k) > 0 || !scheduler.keys().includes(k))) {
-        clearInterval(check);
-        ready = true;
-        logger.info({}, "first round done");
-        resolve();
-      }
-    }, 100);
-  });
-  const replanTimer = setInterval(() => {
-    replan().catch((err: unknown) => {
-      // Stopping aborts a re-plan in flight: that is the stop working, not a failure.
-      if (!stopping.signal.aborted) logger.error({ error: oneLine(err) }, "re-plan failed");
+  await removeLeftoverCanaries(canaryEngines(config, firstPlan.runners), logger);
+  runners = firstPlan.runners;
+  first.planned(new KeySet(firstPlan.tasks.map((t) => t.key)));
+  state.apply(firstPlan, [replanTask()]);
+
+  async function reload(): Promise<void> {
+    const next = await readConfigAgain(config, opts.reread ?? rereadFile, logger, metrics);
+    await oneAtATime(async () => {
+      warnFixedAtStart(config, next, logger);
+      config = next;
+      const p = await withDeadline(planTimeoutMs(next), stopping.signal, replanOnce);
+      metrics.configLoaded(true);
+      logger.info({ config: next.file, tasks: p?.tasks.length ?? 0 }, "config reloaded");
     });
-  }, config.intervalMs);
+  }
 
   return {
     server,
     metrics,
     status,
-    firstRound,
+    firstRound: first.promise,
+    reload,
     async stop() {
       stopping.abort();
-      clearInterval(replanTimer);
+      first.cancel();
       await scheduler.stop();
-      await removeLeftoverCanaries(engines, logger);
+      await removeLeftoverCanaries(canaryEngines(config, runners), logger);
       await server.close();
       logger.info({}, "stopped");
     },
   };
 }
 
-/**
- * What the daemon keeps between plans: the runners it knows, their
- * credentials, and the kinds the Users API established. Applying a plan
- * updates /status and credential_info, syncs the scheduler, and drops the
- * series of whatever vanished.
- */
-class PlanState {
-  readonly #kinds = new Map<string, CredentialKind>();
-  #credentials = new Map<string, Credential[]>();
-  #jobTokenPaths: string[] = [];
-  #runners = new Set<string>();
-  #errors = "";
-  #planned = new Set<string>();
+/** A plan reads files and runs credential helpers: it gets twice the longer of the two deadlines. */
+function planTimeoutMs(config: Config): number {
+  return Math.max(config.timeoutMs, config.helperTimeoutMs) * 2;
+}
 
-  constructor(
-    private readonly metrics: Metrics,
-    private readonly status: StatusStore,
-    private readonly scheduler: Scheduler,
-    private readonly logger: Logger,
-  ) {}
+async function rereadFile(current: Config): Promise<Config> {
+  return current.file === EMBEDDED_DEFAULT ? embeddedDefault() : loadConfigFile(current.file);
+}
 
-  /** "personal" only when GitLab says a human owns it: a kind from the Users API overrides the username's form. */
-  learnKind(check: CredentialCheck): void {
-    if (check.error || check.kind === "unknown") return;
-    this.#kinds.set(`${check.runner}|${check.registry}|${check.username}`, check.kind);
-    const creds = this.#credentials.get(check.runner);
-    if (creds) this.metrics.setCredentials(check.runner, this.#withKinds(creds), this.#jobTokenPaths);
-  }
-
-  apply(p: Plan): void {
-    const { metrics, status, logger } = this;
-    status.setRunners(p.runners, new Map([...p.credentials].map(([name, creds]) => [name, credentialViews(this.#withKinds(creds), p.jobTokenPaths)])));
-    // A runner's broken config.json, helper or config.toml is what the prober is there to find: a finding, not an error of its own.
-    if (p.errors.join("\n") !== this.#errors) for (const e of p.errors) logger.warn({ error: e }, "runner source unusable");
-    this.#errors = p.errors.join("\n");
-    status.inputErrors = p.errors;
-    status.gitlabVariables = p.gitlabVariables;
-    this.#credentials = p.credentials;
-    this.#jobTokenPaths = p.jobTokenPaths;
-    for (const [name, creds] of p.credentials) {
-      metrics.setCredentials(name, this.#withKinds(creds), p.jobTokenPaths);
-      const held = new Set(creds.map((c) => `owner|${name}|${c.path ?? c.registry}`));
-      for (const owner of metrics.owners(`owner|${name}|`)) if (!held.has(owner)) metrics.drop(owner);
-    }
-    const names = new Set(p.runners.map((r) => r.name));
-    for (const gone of this.#runners) {
-      if (names.has(gone)) continue;
-      metrics.drop(`credentials|${gone}`);
-      for (const owner of metrics.owners(`owner|${gone}|`)) metrics.drop(owner);
-      logger.info({ runner: gone }, "runner removed");
-    }
-    this.#runners = names;
-    this.#planned = new Set(p.tasks.map((t) => t.key));
-    // A registry no task talks to any more takes its rate-limit gauges with it.
-    const groups = new Set(p.tasks.map((t) => t.group));
-    for (const owner of metrics.owners("ratelimit|")) if (!groups.has(owner.slice("ratelimit|".length))) metrics.drop(owner);
-    const { removed, added } = this.scheduler.sync(p.tasks);
-    for (const key of removed) metrics.drop(key);
-    status.retain(new Set(p.tasks.map((t) => t.key)));
-    if (added.length > 0 || removed.length > 0) logger.info({ added: added.length, removed: removed.length, tasks: p.tasks.length }, "plan updated");
-  }
-
-  /** A task of the plan in force: only its results are recorded. */
-  planned(key: string): boolean {
-    return this.#planned.has(key);
-  }
-
-  kindOf(c: Pick<Credential, "runner" | "registry" | "username" | "kind">): CredentialKind {
-    return this.#kinds.get(`${c.runner}|${c.registry}|${c.username}`) ?? c.kind;
-  }
-
-  #withKinds(creds: Credential[]): Credential[] {
-    return creds.map((c) => ({ ...c, kind: this.kindOf({ ...c, registry: c.path ?? c.registry }) }));
+/** The config read again, or the one-line error (logged, and ci_prober_config_last_reload_successful 0). */
+async function readConfigAgain(current: Config, reread: (c: Config) => Promise<Config>, logger: Logger, metrics: Metrics): Promise<Config> {
+  try {
+    return await reread(current);
+  } catch (err) {
+    metrics.configLoaded(false);
+    logger.error({ config: current.file, error: oneLine(err) }, "config reload failed; keeping the running config");
+    throw err;
   }
 }
 
-/** The labels of ci_prober_probe_skipped_total from a task key "probe|runner|target" ("check|runner", "tls|registry" for the checks). */
-function skipLabels(key: string): { probe: string; runner: string; target: string } {
-  const [probe = "", runner = "", ...rest] = key.split("|");
-  if (rest.length === 0) return probe === "tls" ? { probe, runner: "", target: runner } : { probe, runner, target: "" };
-  return { probe, runner, target: rest.join("|") };
+/** The listener and the slot count are the process's: a reload cannot move them, and says so. */
+function warnFixedAtStart(current: Config, next: Config, logger: Logger): void {
+  for (const [key, was, now] of [
+    ["listen_address", current.listenAddress, next.listenAddress],
+    ["concurrency", current.concurrency, next.concurrency],
+    ["web_config_file", current.webConfigFile ?? "", next.webConfigFile ?? ""],
+  ] as const) {
+    if (was !== now) logger.warn({ key, running: was, configured: now }, "setting takes effect at restart");
+  }
+}
+
+/**
+ * Readiness: every task of the first plan has finished one run (a task that a
+ * later plan dropped no longer counts). Fed by the scheduler's run-end hook.
+ */
+class FirstRound {
+  done = false;
+  readonly promise: Promise<void>;
+  #resolve: () => void = () => undefined;
+  #pending: KeySet | undefined;
+  readonly #ran = new KeySet();
+
+  constructor(private readonly logger: Logger) {
+    this.promise = new Promise((resolve) => {
+      this.#resolve = resolve;
+    });
+  }
+
+  /** The tasks of the latest plan; before the first round is done, only those still wait. */
+  planned(keys: KeySet): void {
+    if (this.done) return;
+    if (!this.#pending) this.#pending = new KeySet(keys.keys().filter((k) => !this.#ran.has(k)));
+    else for (const k of this.#pending.keys()) if (!keys.has(k)) this.#pending.delete(k);
+    this.#check();
+  }
+
+  ran(key: TaskKey): void {
+    if (this.done) return;
+    this.#ran.add(key);
+    this.#pending?.delete(key);
+    this.#check();
+  }
+
+  cancel(): void {
+    this.#finish();
+  }
+
+  #check(): void {
+    if (this.#pending && this.#pending.size === 0) {
+      this.logger.info({}, "first round done");
+      this.#finish();
+    }
+  }
+
+  #finish(): void {
+    this.done = true;
+    this.#resolve();
+  }
+}
+
+/** The labels of ci_prober_probe_skipped_total: the probe label, or "check" / "tls" for the daemon's checks. */
+function skipLabels(key: TaskKey): { probe: string; runner: string; target: string } {
+  const probe = probeLabel(key.kind) ?? (key.kind === "credential_check" ? "check" : key.kind === "certificate_check" ? "tls" : key.kind);
+  return { probe, runner: key.runner, target: key.target };
 }
 
 /** One engine-mode runner per Docker engine that runs local canaries. */

@@ -1,44 +1,24 @@
+import type { StatusStore } from "../http/status.js";
+import type { CredentialCheckView } from "../http/status-types.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/index.js";
-import type { Sink } from "../plan.js";
 import type { CredentialCheck } from "../probes/credential-check.js";
-import type { StatusStore } from "../http/status.js";
+import type { Sink } from "../probes/index.js";
 import type { Credential, CredentialKind } from "../types.js";
 
-/** Record results in metrics and /status and log them with fixed messages. */
-export function daemonSink(
-  metrics: Metrics,
-  status: StatusStore,
-  logger: Logger,
-  kinds: { learn(check: CredentialCheck): void; of(c: Pick<Credential, "runner" | "registry" | "username" | "kind">): CredentialKind },
-): Sink {
+/** The kinds the Users API established, which override the kind a username's form suggests. */
+export interface KindBook {
+  learn(check: CredentialCheck): void;
+  of(c: Pick<Credential, "runner" | "registry" | "username" | "kind">): CredentialKind;
+}
+
+/** Record results in metrics and /status, each under the key of the task that produced it, and log them with fixed messages. */
+export function daemonSink(metrics: Metrics, status: StatusStore, logger: Logger, kinds: KindBook): Sink {
   return {
-    check(key, c) {
-      metrics.setOwnerFacts({ runner: c.runner, registry: c.registry, username: c.username, state: c.state, ...(c.expiresAt !== undefined ? { expiresAt: c.expiresAt } : {}) });
-      status.recordCheck(key, {
-        runner: c.runner,
-        registry: c.registry,
-        username: c.username,
-        kind: c.kind,
-        state: c.state,
-        expires_at: c.expiresAt !== undefined ? new Date(c.expiresAt * 1000).toISOString() : null,
-        error: c.error?.message ?? null,
-        reason: c.error?.reason ?? null,
-        checked_at: new Date().toISOString(),
-      });
-      kinds.learn(c);
-      const fields = { runner: c.runner, registry: c.registry, username: c.username, kind: c.kind, state: c.state };
-      if (c.error) logger.warn({ ...fields, reason: c.error.reason, error: c.error.message }, "credential check failed");
-      else if (c.state !== "active") logger.warn(fields, "credential owner not active");
-      else logger.debug(fields, "credential checked");
-    },
-    cert(registry, notAfterMs) {
-      metrics.setCertExpiry(registry, notAfterMs !== undefined ? Math.floor(notAfterMs / 1000) : undefined);
-    },
-    result(key, probed) {
+    probe(key, probed, series) {
       const used = probed.credential;
       const r = used ? { ...probed, credential: { ...used, kind: kinds.of({ runner: probed.runner, ...used }) } } : probed;
-      metrics.recordResult(key, r);
+      series(metrics, key, r);
       status.record(key, r);
       const fields = {
         probe: r.probe,
@@ -53,5 +33,38 @@ export function daemonSink(
       else if (r.backoff) logger.info({ ...fields, ...who, next_attempt_at: new Date(r.backoff.nextAttemptAt).toISOString() }, "probe backing off");
       else logger.warn({ ...fields, ...who }, "probe failed");
     },
+    checks(key, checks) {
+      const checkedAt = new Date().toISOString();
+      for (const c of checks) {
+        metrics.setOwnerFacts(key, { runner: c.runner, registry: c.registry, username: c.username, state: c.state, ...(c.expiresAt !== undefined ? { expiresAt: c.expiresAt } : {}) });
+        kinds.learn(c);
+        logCheck(logger, c);
+      }
+      status.recordChecks(key, checks.map((c) => checkView(c, checkedAt)));
+    },
+    cert(key, registry, notAfterMs) {
+      metrics.setCertExpiry(key, registry, notAfterMs !== undefined ? Math.floor(notAfterMs / 1000) : undefined);
+    },
   };
+}
+
+function checkView(c: CredentialCheck, checkedAt: string): CredentialCheckView {
+  return {
+    runner: c.runner,
+    registry: c.registry,
+    username: c.username,
+    kind: c.kind,
+    state: c.state,
+    expires_at: c.expiresAt !== undefined ? new Date(c.expiresAt * 1000).toISOString() : null,
+    error: c.error?.message ?? null,
+    reason: c.error?.reason ?? null,
+    checked_at: checkedAt,
+  };
+}
+
+function logCheck(logger: Logger, c: CredentialCheck): void {
+  const fields = { runner: c.runner, registry: c.registry, username: c.username, kind: c.kind, state: c.state };
+  if (c.error) logger.warn({ ...fields, reason: c.error.reason, error: c.error.message }, "credential check failed");
+  else if (c.state !== "active") logger.warn(fields, "credential owner not active");
+  else logger.debug(fields, "credential checked");
 }

@@ -67,6 +67,24 @@ interface Refused {
  * is retried, a bounded number of times; any other non-2xx is an
  * HttpStatusError naming the request, so classify() gives its reason.
  */
+/** A GitLab section of the config: where, with which token, trusting which CA. */
+export interface GitlabTarget {
+  url: string;
+  token?: Secret;
+  ca?: string;
+}
+
+/** The one way a configured GitLab (gitlab:, canary.gitlab:) becomes a client. */
+export function gitlabClient(target: GitlabTarget, logger?: Logger, budget?: GitlabBudget): GitlabClient {
+  return new GitlabClient({
+    url: target.url,
+    ...(target.token ? { token: target.token } : {}),
+    ...(target.ca !== undefined ? { ca: target.ca } : {}),
+    ...(logger ? { logger } : {}),
+    ...(budget ? { budget } : {}),
+  });
+}
+
 export class GitlabClient {
   readonly baseUrl: string;
   readonly #token: Secret | undefined;

@@ -1,4 +1,5 @@
-import type { RequestListener } from "node:http";
+import type { RequestListener, ServerResponse } from "node:http";
+import { oneLine } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/index.js";
 import { scrub } from "../secret.js";
@@ -15,6 +16,8 @@ export interface ServerOptions {
   /** exporter-toolkit web config: TLS and basic auth in front of every path. */
   webConfigFile?: string;
   logger: Logger;
+  /** POST /-/reload: re-read the config; rejects with the reason it could not be applied. */
+  reload?: () => Promise<void>;
 }
 
 export interface HttpServer {
@@ -25,7 +28,7 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-/** /metrics, /-/healthy, /-/ready, /status, / — nothing else, all behind the web config when there is one (no path exempt). */
+/** /metrics, /-/healthy, /-/ready, POST /-/reload, /status, / — nothing else, all behind the web config when there is one (no path exempt). */
 export async function startServer(opts: ServerOptions): Promise<HttpServer> {
   const { host, port } = splitAddress(opts.listenAddress);
   return listenGuarded({ host, port, logger: opts.logger, handler: routes(opts), ...(opts.webConfigFile !== undefined ? { webConfigFile: opts.webConfigFile } : {}) });
@@ -34,6 +37,10 @@ export async function startServer(opts: ServerOptions): Promise<HttpServer> {
 function routes(opts: ServerOptions): RequestListener {
   return (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
+    if (path === "/-/reload") {
+      reloadEndpoint(req.method, res, opts.reload);
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
       return;
@@ -71,6 +78,24 @@ function routes(opts: ServerOptions): RequestListener {
         send(404, "text/plain; charset=utf-8", "not found: try /metrics, /status, /-/healthy, /-/ready\n");
     }
   };
+}
+
+/** Prometheus' own: POST or PUT, 200 when the new config is running, 500 with the one-line reason when not. */
+function reloadEndpoint(method: string | undefined, res: ServerResponse, reload: (() => Promise<void>) | undefined): void {
+  const text = (status: number, body: string) =>
+    res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" }).end(scrub(body));
+  if (method !== "POST" && method !== "PUT") {
+    res.writeHead(405, { allow: "POST, PUT", "content-type": "text/plain; charset=utf-8" }).end("Only POST or PUT requests allowed\n");
+    return;
+  }
+  if (!reload) {
+    text(404, "not found: reload is not enabled\n");
+    return;
+  }
+  reload().then(
+    () => text(200, "config reloaded\n"),
+    (err: unknown) => text(500, `failed to reload config: ${oneLine(err)}\n`),
+  );
 }
 
 export function splitAddress(address: string): { host: string; port: number } {

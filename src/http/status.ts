@@ -1,6 +1,7 @@
 import type { CredentialRow } from "../credentials/format.js";
 import { cachedImagePolicy } from "../credentials/pull-policy.js";
 import type { HeldVariableView } from "../gitlab/held.js";
+import { KeyMap, keyText, type KeySet, type TaskKey } from "../task-key.js";
 import type { CredentialCheckView } from "./status-types.js";
 import type { ProbeResult, Runner } from "../types.js";
 
@@ -34,10 +35,10 @@ export class StatusStore {
   inputErrors: string[] = [];
   /** The DOCKER_AUTH_CONFIG variables GitLab holds (gitlab.variables): holder, scope, the projects whose jobs get each. */
   gitlabVariables: HeldVariableView[] = [];
-  readonly #results = new Map<string, ProbeResult[]>();
+  readonly #results = new KeyMap<ProbeResult[]>();
   /** Outlives the ten-result history: a probe failing for a day still knows since when, and its last success. */
-  readonly #streaks = new Map<string, Streak>();
-  readonly #checks = new Map<string, CredentialCheckView>();
+  readonly #streaks = new KeyMap<Streak>();
+  readonly #checks = new KeyMap<CredentialCheckView[]>();
 
   setRunners(runners: Runner[], credentials: Map<string, CredentialView[]>): void {
     this.runners = runners.map((r) => ({
@@ -53,7 +54,7 @@ export class StatusStore {
     }));
   }
 
-  record(key: string, result: ProbeResult): void {
+  record(key: TaskKey, result: ProbeResult): void {
     const history = this.#results.get(key) ?? [];
     // Only the latest result keeps its step-by-step log: the history shows outcomes and times, and
     // ten logs for each of 2,000 probes held ~30 MB of a 1,000-runner daemon.
@@ -67,19 +68,20 @@ export class StatusStore {
     else this.#streaks.set(key, { ...streak, failingSince: streak.failingSince ?? result.startedAt });
   }
 
-  recordCheck(key: string, check: CredentialCheckView): void {
-    this.#checks.set(key, check);
+  /** The checks of one credential check task's last run: they replace the run before. */
+  recordChecks(key: TaskKey, checks: CredentialCheckView[]): void {
+    this.#checks.set(key, checks);
   }
 
-  /** Forget tasks that no longer exist. */
-  retain(keys: Set<string>): void {
+  /** Forget tasks that no longer exist; what a task that still exists recorded stays. */
+  retain(keys: KeySet): void {
     for (const key of this.#results.keys()) if (!keys.has(key)) this.#results.delete(key);
     for (const key of this.#streaks.keys()) if (!keys.has(key)) this.#streaks.delete(key);
     for (const key of this.#checks.keys()) if (!keys.has(key)) this.#checks.delete(key);
   }
 
   latest(): ProbeResult[] {
-    return [...this.#results.values()].flatMap((h) => (h[0] ? [h[0]] : []));
+    return this.#results.values().flatMap((h) => (h[0] ? [h[0]] : []));
   }
 
   toJSON(): unknown {
@@ -88,14 +90,14 @@ export class StatusStore {
       started_at: new Date(this.startedAt).toISOString(),
       input_errors: this.inputErrors,
       runners: this.runners,
-      probes: [...this.#results.entries()].map(([key, history]) => ({
-        key,
+      probes: this.#results.entries().map(([key, history]) => ({
+        key: keyText(key),
         failing_since: iso(this.#streaks.get(key)?.failingSince ?? null),
         last_success: iso(this.#streaks.get(key)?.lastSuccess ?? null),
         last: history[0] ? view(history[0]) : null,
         history: history.map((r) => ({ success: r.success, reason: r.reason ?? null, at: new Date(r.startedAt).toISOString(), duration_seconds: round(r.durationSeconds) })),
       })),
-      credential_checks: [...this.#checks.values()],
+      credential_checks: this.#checks.values().flat(),
       gitlab_variables: this.gitlabVariables,
     };
   }

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { shadowsJobToken } from "../credentials/resolve.js";
-import type { CanaryJob, Credential, ProbeResult } from "../types.js";
+import { KeyMap, type TaskKey } from "../task-key.js";
+import type { Credential, ProbeResult } from "../types.js";
 import { VERSION } from "../version.js";
 import { cachedRender } from "./render.js";
 
@@ -16,15 +17,19 @@ export interface OwnerFacts {
 
 type Labels = Record<string, string>;
 type AnyMetric = Gauge<string> | Counter<string> | Histogram<string>;
+type Series = { metric: AnyMetric; labels: Labels };
 
 /**
  * The metrics of SPEC.md on an explicit Registry. Every series is recorded
- * under an owner key (a probe task, a runner's credentials, a registry) so
- * that when the owner disappears its series go with it.
+ * under its owner — the TaskKey of the task that wrote it, or the runner for
+ * credential_info — so that when the owner disappears its series go with it.
+ * What a probe kind writes is its descriptor's business (src/probes/index.ts).
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly #owned = new Map<string, Map<string, { metric: AnyMetric; labels: Labels }>>();
+  readonly #byTask = new KeyMap<Map<string, Series>>();
+  readonly #byRunner = new Map<string, Map<string, Series>>();
+  readonly #byRegistry = new Map<string, Map<string, Series>>();
 
   readonly loginSuccess = this.#gauge("ci_prober_login_success", "1 if the last docker login by this runner to this registry succeeded.", ["runner", "registry"]);
   readonly loginDuration = this.#histogram("ci_prober_login_duration_seconds", "Duration of login probes.", ["runner", "registry"], [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
@@ -72,94 +77,77 @@ export class Metrics {
     labelNames: ["endpoint", "code"],
     registers: [this.registry],
   });
+  readonly reloadSuccessful = this.#gauge("ci_prober_config_last_reload_successful", "Whether the last configuration reload attempt was successful.", []);
+  readonly reloadSuccessTime = this.#gauge(
+    "ci_prober_config_last_reload_success_timestamp_seconds",
+    "Timestamp of the last successful configuration reload.",
+    [],
+  );
   readonly buildInfo = this.#gauge("ci_prober_build_info", "Build information; always 1.", ["version", "node_version"]);
 
   constructor() {
     this.buildInfo.set({ version: VERSION, node_version: process.version }, 1);
+    // As Prometheus does: the config read at start is the first successful load.
+    this.configLoaded(true);
+  }
+
+  /** The outcome of a config (re)load. */
+  configLoaded(ok: boolean, at: number = Date.now()): void {
+    this.reloadSuccessful.set(ok ? 1 : 0);
+    if (ok) this.reloadSuccessTime.set(at / 1000);
+  }
+
+  /** The series every probe result writes: when it last finished and, on failure, its reason counted. */
+  recordRun(owner: TaskKey, result: ProbeResult): void {
+    const { probe, runner, target } = result;
+    const finished = (result.startedAt + result.durationSeconds * 1000) / 1000;
+    this.set(owner, this.lastRun, { probe, runner, target }, finished);
+    if (!result.success && result.reason) this.countFailure(owner, { probe, runner, target, reason: result.reason });
+  }
+
+  countFailure(owner: TaskKey, labels: { probe: string; runner: string; target: string; reason: string }): void {
+    this.failures.inc(labels);
+    this.#own(this.#ofTask(owner), this.failures, labels);
   }
 
   /** A period in which the task `owner` could not start (its series go when the task does). */
-  recordSkip(owner: string, labels: { probe: string; runner: string; target: string }): void {
+  recordSkip(owner: TaskKey, labels: { probe: string; runner: string; target: string }): void {
     this.skipped.inc(labels);
-    this.#own(owner, this.skipped, labels);
-  }
-
-  /** Record one probe result. `owner` is the task key; for a GitLab canary each job's runner gets its own series. */
-  recordResult(owner: string, result: ProbeResult): void {
-    const { probe, runner, target } = result;
-    const finished = (result.startedAt + result.durationSeconds * 1000) / 1000;
-    this.#set(owner, this.lastRun, { probe, runner, target }, finished);
-    // A GitLab canary (any canary but "local") is one pipeline for many runners: its series are per job runner.
-    const pipeline = probe === "canary" && target !== "local";
-    if (pipeline) {
-      this.#recordJobs(owner, target, result);
-      return;
-    }
-    if (!result.success && result.reason) {
-      const labels = { probe, runner, target, reason: result.reason };
-      this.failures.inc(labels);
-      this.#own(owner, this.failures, labels);
-    }
-    const ok = result.success ? 1 : 0;
-    // A result held by the auth-failure backoff sent nothing: it has no duration worth a histogram.
-    const ran = result.backoff === undefined;
-    switch (probe) {
-      case "login":
-        this.#set(owner, this.loginSuccess, { runner, registry: target }, ok);
-        if (ran) this.#observe(owner, this.loginDuration, { runner, registry: target }, result.durationSeconds);
-        break;
-      case "pull":
-        this.#set(owner, this.pullSuccess, { runner, image: target }, ok);
-        if (ran) this.#observe(owner, this.pullDuration, { runner, image: target }, result.durationSeconds);
-        if (result.bytes !== undefined) this.#setPullBytes(owner, runner, target, result.pull ?? "full", result.bytes);
-        break;
-      case "canary":
-        this.#set(owner, this.canarySuccess, { runner, canary: target }, ok);
-        if (ran) this.#observe(owner, this.canaryDuration, { runner, canary: target }, result.durationSeconds);
-        if (result.queuedSeconds !== undefined) this.#set(owner, this.canaryQueued, { runner, canary: target }, result.queuedSeconds);
-        break;
-    }
-  }
-
-  /**
-   * A GitLab canary pipeline: one series per runner that ran a job ("none" for
-   * jobs no runner picked, and for a pipeline that could not be created).
-   */
-  #recordJobs(owner: string, canary: string, result: ProbeResult): void {
-    const byRunner = new Map<string, CanaryJob[]>();
-    for (const job of result.jobs ?? []) {
-      const runner = job.runner ?? "none";
-      byRunner.set(runner, [...(byRunner.get(runner) ?? []), job]);
-    }
-    if (byRunner.size === 0) byRunner.set("none", []);
-    for (const [runner, jobs] of byRunner) {
-      const ok = jobs.length > 0 && jobs.every((j) => j.status === "success");
-      this.#set(owner, this.canarySuccess, { runner, canary }, ok ? 1 : 0);
-      const duration = jobs.length > 0 ? Math.max(0, ...jobs.map((j) => j.durationSeconds ?? 0)) : result.durationSeconds;
-      this.#observe(owner, this.canaryDuration, { runner, canary }, duration);
-      this.#set(owner, this.canaryQueued, { runner, canary }, Math.max(0, ...jobs.map((j) => j.queuedSeconds ?? 0)));
-      this.#set(owner, this.lastRun, { probe: "canary", runner, target: canary }, Date.now() / 1000);
-      if (!ok) {
-        const labels = { probe: "canary", runner, target: canary, reason: result.reason ?? "pipeline_failed" };
-        this.failures.inc(labels);
-        this.#own(owner, this.failures, labels);
-      }
-    }
+    this.#own(this.#ofTask(owner), this.skipped, labels);
   }
 
   /** One pull_bytes series per runner and image: the kind of the last pull is its `pull` label. */
-  #setPullBytes(owner: string, runner: string, image: string, pull: "full" | "manifest", bytes: number): void {
-    const other = pull === "full" ? "manifest" : "full";
-    this.pullBytes.remove({ runner, image, pull: other });
-    this.#owned.get(owner)?.delete(`ci_prober_pull_bytes${JSON.stringify({ runner, image, pull: other })}`);
-    this.#set(owner, this.pullBytes, { runner, image, pull }, bytes);
+  setPullBytes(owner: TaskKey, runner: string, image: string, pull: "full" | "manifest", bytes: number): void {
+    const other = { runner, image, pull: pull === "full" ? "manifest" : "full" };
+    this.pullBytes.remove(other);
+    this.#byTask.get(owner)?.delete(seriesId(this.pullBytes, other));
+    this.set(owner, this.pullBytes, { runner, image, pull }, bytes);
   }
 
-  /** A registry's `ratelimit-*` headers as last seen. */
+  /** A registry's `ratelimit-*` headers as last seen; they belong to the registry, which outlives any one task. */
   setRateLimit(registry: string, rateLimit: { limit?: number; remaining?: number }): void {
-    const owner = `ratelimit|${registry}`;
-    if (rateLimit.limit !== undefined) this.#set(owner, this.rateLimitLimit, { registry }, rateLimit.limit);
-    if (rateLimit.remaining !== undefined) this.#set(owner, this.rateLimitRemaining, { registry }, rateLimit.remaining);
+    let owned = this.#byRegistry.get(registry);
+    if (!owned) {
+      owned = new Map();
+      this.#byRegistry.set(registry, owned);
+    }
+    const labels = { registry };
+    for (const [metric, value] of [[this.rateLimitLimit, rateLimit.limit], [this.rateLimitRemaining, rateLimit.remaining]] as const) {
+      if (value === undefined) continue;
+      metric.set(labels, value);
+      this.#own(owned, metric, labels);
+    }
+  }
+
+  /** Registries that own series (the rate-limit gauges). */
+  registries(): string[] {
+    return [...this.#byRegistry.keys()];
+  }
+
+  /** Remove the series of a registry no task talks to any more. */
+  dropRegistry(registry: string): void {
+    for (const { metric, labels } of this.#byRegistry.get(registry)?.values() ?? []) metric.remove(labels);
+    this.#byRegistry.delete(registry);
   }
 
   /** One GitLab API request: its route template ("GET /api/v4/users/:id") and status code, or "error". */
@@ -168,46 +156,67 @@ export class Metrics {
   }
 
   /**
-   * Replace the credential_info series of one runner (or GitLab holder). The
-   * registry label is the path the key names, so a path key and its host each
-   * have their own in_use="true" series.
+   * Replace the credential_info series of one runner (or GitLab holder); they
+   * belong to the runner, not to a task. The registry label is the path the
+   * key names, so a path key and its host each have their own in_use="true" series.
    */
   setCredentials(runner: string, credentials: Credential[], jobTokenPaths: readonly string[] = []): void {
-    const owner = `credentials|${runner}`;
-    this.drop(owner);
+    this.dropRunner(runner);
+    const owned = new Map<string, Series>();
+    this.#byRunner.set(runner, owned);
     for (const c of credentials) {
       const registry = c.path ?? c.registry;
-      const inUse = c.inUse ? "true" : "false";
-      this.#set(owner, this.credentialInfo, { runner, registry, source: c.source, username: c.username, kind: c.kind, in_use: inUse }, 1);
-      if (shadowsJobToken(c, jobTokenPaths)) this.#set(owner, this.shadowsJobToken, { runner, registry, source: c.source }, 1);
+      const labels = { runner, registry, source: c.source, username: c.username, kind: c.kind, in_use: c.inUse ? "true" : "false" };
+      this.credentialInfo.set(labels, 1);
+      this.#own(owned, this.credentialInfo, labels);
+      if (!shadowsJobToken(c, jobTokenPaths)) continue;
+      const shadow = { runner, registry, source: c.source };
+      this.shadowsJobToken.set(shadow, 1);
+      this.#own(owned, this.shadowsJobToken, shadow);
     }
   }
 
-  /** Replace the owner facts of one runner's credential. */
-  setOwnerFacts(facts: OwnerFacts): void {
-    const owner = `owner|${facts.runner}|${facts.registry}`;
+  /** Replace the owner facts a credential check task found. */
+  setOwnerFacts(owner: TaskKey, facts: OwnerFacts): void {
     this.drop(owner);
-    this.#set(owner, this.ownerState, { runner: facts.runner, registry: facts.registry, username: facts.username, state: facts.state }, 1);
-    if (facts.expiresAt !== undefined) this.#set(owner, this.credentialExpiry, { runner: facts.runner, registry: facts.registry }, facts.expiresAt);
+    this.set(owner, this.ownerState, { runner: facts.runner, registry: facts.registry, username: facts.username, state: facts.state }, 1);
+    if (facts.expiresAt !== undefined) this.set(owner, this.credentialExpiry, { runner: facts.runner, registry: facts.registry }, facts.expiresAt);
   }
 
-  setCertExpiry(registry: string, notAfterSeconds: number | undefined): void {
-    const owner = `tls|${registry}`;
+  setCertExpiry(owner: TaskKey, registry: string, notAfterSeconds: number | undefined): void {
     this.drop(owner);
-    if (notAfterSeconds !== undefined) this.#set(owner, this.certExpiry, { registry }, notAfterSeconds);
+    if (notAfterSeconds !== undefined) this.set(owner, this.certExpiry, { registry }, notAfterSeconds);
   }
 
-  /** Remove every series recorded under an owner key (a vanished task, runner or registry). */
-  drop(owner: string): void {
-    const series = this.#owned.get(owner);
+  /** Remove every series a task wrote (a vanished task). */
+  drop(owner: TaskKey): void {
+    const series = this.#byTask.get(owner);
     if (!series) return;
     for (const { metric, labels } of series.values()) metric.remove(labels);
-    this.#owned.delete(owner);
+    this.#byTask.delete(owner);
   }
 
-  /** Owner keys with a prefix, e.g. every "owner|runner|…" to drop those of a vanished runner. */
-  owners(prefix: string): string[] {
-    return [...this.#owned.keys()].filter((k) => k.startsWith(prefix));
+  /** Remove a vanished runner's own series (credential_info). */
+  dropRunner(runner: string): void {
+    const series = this.#byRunner.get(runner);
+    if (!series) return;
+    for (const { metric, labels } of series.values()) metric.remove(labels);
+    this.#byRunner.delete(runner);
+  }
+
+  /** Tasks that own series, for tests and for the daemon's bookkeeping. */
+  owners(): TaskKey[] {
+    return this.#byTask.keys();
+  }
+
+  set(owner: TaskKey, metric: Gauge<string>, labels: Labels, value: number): void {
+    metric.set(labels, value);
+    this.#own(this.#ofTask(owner), metric, labels);
+  }
+
+  observe(owner: TaskKey, metric: Histogram<string>, labels: Labels, value: number): void {
+    metric.observe(labels, value);
+    this.#own(this.#ofTask(owner), metric, labels);
   }
 
   readonly #render = cachedRender(this.registry);
@@ -217,24 +226,18 @@ export class Metrics {
     return this.#render.text();
   }
 
-  #set(owner: string, metric: Gauge<string>, labels: Labels, value: number): void {
-    metric.set(labels, value);
-    this.#own(owner, metric, labels);
-  }
-
-  #observe(owner: string, metric: Histogram<string>, labels: Labels, value: number): void {
-    metric.observe(labels, value);
-    this.#own(owner, metric, labels);
-  }
-
-  #own(owner: string, metric: AnyMetric, labels: Labels): void {
-    let series = this.#owned.get(owner);
+  #ofTask(owner: TaskKey): Map<string, Series> {
+    let series = this.#byTask.get(owner);
     if (!series) {
       series = new Map();
-      this.#owned.set(owner, series);
+      this.#byTask.set(owner, series);
     }
+    return series;
+  }
+
+  #own(series: Map<string, Series>, metric: AnyMetric, labels: Labels): void {
     // Another owner may hold the same series (a runner listed twice); the last writer owns it.
-    series.set(`${(metric as unknown as { name: string }).name}${JSON.stringify(labels)}`, { metric, labels });
+    series.set(seriesId(metric, labels), { metric, labels });
   }
 
   #gauge(name: string, help: string, labelNames: string[]): Gauge<string> {
@@ -244,4 +247,8 @@ export class Metrics {
   #histogram(name: string, help: string, labelNames: string[], buckets: number[]): Histogram<string> {
     return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
   }
+}
+
+function seriesId(metric: AnyMetric, labels: Labels): string {
+  return `${(metric as unknown as { name: string }).name}${JSON.stringify(labels)}`;
 }

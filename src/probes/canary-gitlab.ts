@@ -2,7 +2,7 @@ import type { GitlabCanaryConfig } from "../config/resolve.js";
 import { deadline, sleep } from "../deadline.js";
 import { formatDuration } from "../duration.js";
 import { oneLine } from "../errors.js";
-import { GitlabClient } from "../gitlab/client.js";
+import { gitlabClient, type GitlabClient } from "../gitlab/client.js";
 import {
   activePipelines,
   cancelPipeline,
@@ -18,53 +18,46 @@ import {
 import type { Job, Pipeline } from "../gitlab/schema.js";
 import { firstErrorLine } from "../gitlab/trace.js";
 import { HttpStatusError, ProbeError } from "../reasons.js";
-import type { CanaryJob, ProbeResult, Runner } from "../types.js";
+import type { CanaryJob, ProbeResult } from "../types.js";
 import { runProbe } from "./run.js";
-import type { ProbeContext, ProbeOutcome } from "./types.js";
+import type { ProbeBodyContext, ProbeContext } from "./types.js";
 
 /** The variable that marks a pipeline as the prober's own, so a later process can find it. */
 export const CANARY_VARIABLE = "CI_PROBER_CANARY";
 /** Time allowed to cancel a pipeline once its own deadline has passed. */
 const CANCEL_GRACE_MS = 10_000;
 
-export interface GitlabCanaryContext extends ProbeContext {
+export interface GitlabCanaryContext extends ProbeContext<GitlabCanaryConfig> {
   /** Polling of a pipeline: the first wait and the cap it backs off to. Tests shorten them. */
   poll?: { initialMs: number; maxMs: number };
-  /** The API client; by default one built from `config.canary.gitlab`. */
+  /** The API client; by default one built from the settings (`canary.gitlab`). */
   client?: GitlabClient;
 }
 
-/** The pseudo-runner the GitLab canary reports under before its jobs name the real runners. */
-export function gitlabCanaryRunner(cfg: GitlabCanaryConfig): Runner {
-  return { name: "gitlab", mode: "direct", source: `${cfg.url}/${cfg.project}`, dockerHost: "", images: [], timeoutMs: cfg.timeoutMs, intervalMs: cfg.intervalMs };
-}
+export { gitlabCanaryRunner } from "./index.js";
 
 // One canary pipeline in flight per GitLab project in this process; a second call joins the first.
 const inFlight = new Map<string, Promise<ProbeResult>>();
 
 /** The `gitlab` canary: create (or adopt) a pipeline, follow it to its end or timeout, and report each job. Never throws. */
 export function gitlabCanary(ctx: GitlabCanaryContext): Promise<ProbeResult> {
-  const cfg = ctx.config.canary.gitlab;
-  if (!cfg) {
-    return runProbe("canary", ctx, async () => {
-      throw new ProbeError("unknown", "canary.gitlab is not configured");
-    });
-  }
+  const cfg = ctx.settings;
   const key = `${cfg.url}#${cfg.project}`;
   const running = inFlight.get(key);
   if (running) {
     ctx.logger.info({ project: cfg.project }, "gitlab canary already in flight; joining it");
     return running;
   }
-  const result = runProbe("canary", ctx, () => canaryRun(ctx, cfg)).finally(() => inFlight.delete(key));
+  const result = runProbe("canary", ctx, (c) => canaryRun({ ...ctx, ...c }, cfg)).finally(() => inFlight.delete(key));
   inFlight.set(key, result);
   return result;
 }
 
-async function canaryRun(ctx: GitlabCanaryContext, cfg: GitlabCanaryConfig): Promise<ProbeOutcome> {
+type CanaryBodyContext = GitlabCanaryContext & ProbeBodyContext<GitlabCanaryConfig>;
+
+async function canaryRun(ctx: CanaryBodyContext, cfg: GitlabCanaryConfig): Promise<void> {
   if (ctx.client) return canaryPipeline(ctx, ctx.client, cfg);
-  const budget = ctx.gitlabBudget;
-  const client = new GitlabClient({ url: cfg.url, ...(cfg.token ? { token: cfg.token } : {}), ...(cfg.ca ? { ca: cfg.ca } : {}), logger: ctx.logger, ...(budget ? { budget } : {}) });
+  const client = gitlabClient(cfg, ctx.logger, ctx.gitlabBudget);
   try {
     return await canaryPipeline(ctx, client, cfg);
   } finally {
@@ -72,21 +65,16 @@ async function canaryRun(ctx: GitlabCanaryContext, cfg: GitlabCanaryConfig): Pro
   }
 }
 
-async function canaryPipeline(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig): Promise<ProbeOutcome> {
+async function canaryPipeline(ctx: CanaryBodyContext, client: GitlabClient, cfg: GitlabCanaryConfig): Promise<void> {
   const limit = deadline(cfg.timeoutMs, ctx.signal);
   try {
-    return await followToEnd(ctx, client, cfg, { signal: limit.signal, deadline: limit.at });
+    await followToEnd(ctx, client, cfg, { signal: limit.signal, deadline: limit.at });
   } finally {
     limit.dispose();
   }
 }
 
-async function followToEnd(
-  ctx: GitlabCanaryContext,
-  client: GitlabClient,
-  cfg: GitlabCanaryConfig,
-  follow: CallOptions,
-): Promise<ProbeOutcome> {
+async function followToEnd(ctx: CanaryBodyContext, client: GitlabClient, cfg: GitlabCanaryConfig, follow: CallOptions): Promise<void> {
   const started = await adoptOrStart(ctx, client, cfg, follow);
   let pipeline: Pipeline;
   try {
@@ -96,9 +84,8 @@ async function followToEnd(
     throw await timedOut(ctx, client, cfg, started.id);
   }
   const jobs = await describeJobs(ctx, client, cfg.project, await pipelineJobs(client, cfg.project, pipeline.id, follow), follow);
-  const outcome = outcomeOf(jobs);
-  if (pipeline.status === "success") return outcome;
-  throw withOutcome(new ProbeError("pipeline_failed", failureText(pipeline, jobs)), outcome);
+  ctx.record.jobs(jobs);
+  if (pipeline.status !== "success") throw new ProbeError("pipeline_failed", failureText(pipeline, jobs));
 }
 
 /** Follow a canary pipeline an earlier prober process left going, or create one. */
@@ -183,7 +170,7 @@ async function followPipeline(ctx: GitlabCanaryContext, client: GitlabClient, pr
 }
 
 /** The timeout passed: record where the jobs were, cancel the pipeline, and say so. */
-async function timedOut(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, id: number): Promise<ProbeError> {
+async function timedOut(ctx: CanaryBodyContext, client: GitlabClient, cfg: GitlabCanaryConfig, id: number): Promise<ProbeError> {
   // The probe's own deadline has passed by now; the pipeline must still be cancelled, or it holds a runner slot for nothing.
   const limit = deadline(CANCEL_GRACE_MS);
   const grace: CallOptions = { signal: limit.signal, deadline: limit.at };
@@ -201,9 +188,11 @@ async function timedOut(ctx: GitlabCanaryContext, client: GitlabClient, cfg: Git
     limit.dispose();
   }
   for (const job of jobs) ctx.log.step(jobLine(job));
+  ctx.record.jobs(jobs);
   const waiting = jobs.filter((j) => j.runner === null).map((j) => j.name);
   const why = waiting.length > 0 ? `; no runner picked up ${waiting.join(", ")}` : "";
-  return withOutcome(new ProbeError("pipeline_timeout", `pipeline ${id} did not finish within ${formatDuration(cfg.timeoutMs)}${why}; ${canceled ? "canceled" : "cancel failed"}`), outcomeOf(jobs));
+  const text = `pipeline ${id} did not finish within ${formatDuration(cfg.timeoutMs)}${why}; ${canceled ? "canceled" : "cancel failed"}`;
+  return new ProbeError("pipeline_timeout", text);
 }
 
 /** Jobs as CanaryJobs, with the explaining trace line of each failed one. */
@@ -249,11 +238,6 @@ function jobLine(job: CanaryJob): string {
   return `job ${job.id} ${job.name} on ${job.runner ?? "no runner"}: ${job.status}${failure}, ${timing}${line}`;
 }
 
-function outcomeOf(jobs: CanaryJob[]): ProbeOutcome {
-  const queued = jobs.map((j) => j.queuedSeconds).filter((q): q is number => q !== null);
-  return { jobs, ...(queued.length > 0 ? { queuedSeconds: Math.max(...queued) } : {}) };
-}
-
 /** `pipeline 12 failed: job canary-a on runner-a: runner_system_failure: ERROR: …`. */
 function failureText(pipeline: Pipeline, jobs: CanaryJob[]): string {
   const failed = jobs.filter((j) => j.status === "failed");
@@ -263,9 +247,4 @@ function failureText(pipeline: Pipeline, jobs: CanaryJob[]): string {
   const line = first.errorLine ? `: ${first.errorLine}` : "";
   const more = failed.length > 1 ? ` (and ${failed.length - 1} more failed jobs)` : "";
   return `pipeline ${pipeline.id} ${pipeline.status}: job ${first.name} on ${first.runner ?? "no runner"}${reason}${line}${more}`;
-}
-
-/** runProbe() keeps the jobs of a failed run from the error's `outcome`. */
-function withOutcome(err: ProbeError, outcome: ProbeOutcome): ProbeError {
-  return Object.assign(err, { outcome });
 }

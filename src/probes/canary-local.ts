@@ -2,8 +2,9 @@ import { engineFor } from "../engine/client.js";
 import { createCanaryContainer, type CanaryContainer } from "../engine/container.js";
 import { oneLine } from "../errors.js";
 import { ProbeError } from "../reasons.js";
-import { runnerPull, withOutcome } from "./engine.js";
-import type { ProbeContext, ProbeOutcome } from "./types.js";
+import type { LocalCanaryConfig } from "../config/resolve.js";
+import { runnerPull } from "./engine.js";
+import type { ProbeBodyContext } from "./types.js";
 
 export { removeCanaryContainers } from "../engine/container.js";
 
@@ -13,37 +14,36 @@ export { removeCanaryContainers } from "../engine/container.js";
  * wait under the probe's deadline, read the output, remove. Success is exit
  * code 0 (and the expected output line, when configured).
  */
-export async function localCanary(ctx: ProbeContext): Promise<ProbeOutcome> {
-  const config = ctx.config.canary.local;
-  if (!config) throw new ProbeError("unknown", "canary.local is not configured");
+export async function localCanary(ctx: ProbeBodyContext<LocalCanaryConfig>): Promise<void> {
+  const config = ctx.settings;
   const stages: Record<string, number> = {};
-  const outcome: ProbeOutcome = { stages };
   const docker = await engineFor(ctx.runner, ctx.signal);
   try {
-    return await withOutcome(outcome, async () => {
-      const pulled = await timed(stages, "pull", () => runnerPull(ctx, docker, config.image, false));
-      if (pulled.credential) outcome.credential = pulled.credential;
-      const spec = { image: config.image, command: config.command, network: config.network, runner: ctx.runner.name };
-      const container = await timed(stages, "create", () => createCanaryContainer(docker, ctx.runner.dockerHost, spec, ctx.signal));
-      ctx.log.step(`created canary container ${container.id.slice(0, 12)} (network ${config.network})`);
-      try {
-        await runContainer(ctx, container, stages, config.expectOutput);
-      } finally {
-        await removeQuietly(ctx, container);
-      }
-      return outcome;
-    });
+    await timed(ctx, stages, "pull", () => runnerPull(ctx, docker, config.image, false));
+    const spec = { image: config.image, command: config.command, network: config.network, runner: ctx.runner.name };
+    const container = await timed(ctx, stages, "create", () => createCanaryContainer(docker, ctx.runner.dockerHost, spec, ctx.signal));
+    ctx.log.step(`created canary container ${container.id.slice(0, 12)} (network ${config.network})`);
+    try {
+      await runContainer(ctx, container, stages, config.expectOutput);
+    } finally {
+      await removeQuietly(ctx, container);
+    }
   } finally {
     logStages(ctx, stages);
   }
 }
 
-async function runContainer(ctx: ProbeContext, container: CanaryContainer, stages: Record<string, number>, expectOutput: string | undefined): Promise<void> {
+async function runContainer(
+  ctx: ProbeBodyContext<LocalCanaryConfig>,
+  container: CanaryContainer,
+  stages: Record<string, number>,
+  expectOutput: string | undefined,
+): Promise<void> {
   const short = container.id.slice(0, 12);
-  await timed(stages, "start", () => container.start(ctx.signal));
+  await timed(ctx, stages, "start", () => container.start(ctx.signal));
   let exitCode: number;
   try {
-    exitCode = await timed(stages, "run", () => container.wait(ctx.signal));
+    exitCode = await timed(ctx, stages, "run", () => container.wait(ctx.signal));
   } catch (err) {
     // The deadline passed with the job still running: it is killed and removed by the caller's cleanup.
     if (ctx.signal.aborted) throw new ProbeError("timeout", `canary container ${short} still running at the deadline: killed and removed`, { cause: err });
@@ -59,7 +59,7 @@ async function runContainer(ctx: ProbeContext, container: CanaryContainer, stage
 }
 
 // A failed removal must not hide the job's own result; leftovers are removed at the next start or shutdown.
-async function removeQuietly(ctx: ProbeContext, container: CanaryContainer): Promise<void> {
+async function removeQuietly(ctx: ProbeBodyContext<LocalCanaryConfig>, container: CanaryContainer): Promise<void> {
   const short = container.id.slice(0, 12);
   try {
     await container.remove();
@@ -70,16 +70,17 @@ async function removeQuietly(ctx: ProbeContext, container: CanaryContainer): Pro
   }
 }
 
-async function timed<T>(stages: Record<string, number>, stage: string, body: () => Promise<T>): Promise<T> {
+async function timed<T>(ctx: ProbeBodyContext<LocalCanaryConfig>, stages: Record<string, number>, stage: string, body: () => Promise<T>): Promise<T> {
   const t0 = performance.now();
   try {
     return await body();
   } finally {
     stages[stage] = (performance.now() - t0) / 1000;
+    ctx.record.stage(stage, stages[stage]);
   }
 }
 
-function logStages(ctx: ProbeContext, stages: Record<string, number>): void {
+function logStages(ctx: ProbeBodyContext<LocalCanaryConfig>, stages: Record<string, number>): void {
   const text = Object.entries(stages)
     .map(([stage, seconds]) => `${stage} ${seconds.toFixed(3)}s`)
     .join(", ");

@@ -1,8 +1,10 @@
 import { normalizeRegistry, parseImageRef } from "../image.js";
 import { RegistryClient } from "../registry/client.js";
 import { parsePlatform } from "../registry/manifest.js";
-import { digestChanged, fullPullDue, fullPullIntervalFor, type PullState } from "./pull-plan.js";
-import type { ProbeContext, ProbeOutcome } from "./types.js";
+import type { RegistryTransport } from "../config/resolve.js";
+import type { Credential } from "../types.js";
+import { digestChanged, fullPullDue, type PullState } from "./pull-plan.js";
+import type { ProbeBodyContext } from "./types.js";
 
 /**
  * `direct`-mode probe bodies: the registry's HTTP API spoken by ci-prober
@@ -10,8 +12,16 @@ import type { ProbeContext, ProbeOutcome } from "./types.js";
  * turns that into a reason.
  */
 
+/** A login's or a pull's settings: the transport of the registry it talks to, the platform a pull resolves, how often a pull is full. */
+export interface RegistrySettings {
+  transport?: RegistryTransport;
+  platform: string;
+  /** Undefined: never a full pull, only manifest HEADs (Docker Hub by default; see pull-plan.ts). */
+  fullPullIntervalMs?: number;
+}
+
 /** `docker login` for ctx.target: a registry host, or a registry path a path key names (`registry.example.jp/team-a`). */
-export async function directLogin(ctx: ProbeContext): Promise<ProbeOutcome> {
+export async function directLogin(ctx: ProbeBodyContext<RegistrySettings>): Promise<void> {
   const registry = normalizeRegistry(ctx.target);
   const credential = await ctx.credentialFor(ctx.target);
   ctx.log.step(credential ? `credential ${credential.username} from ${credential.source}` : `no credential for ${registry}`);
@@ -21,7 +31,6 @@ export async function directLogin(ctx: ProbeContext): Promise<ProbeOutcome> {
   } finally {
     client.close();
   }
-  return {};
 }
 
 /**
@@ -29,13 +38,13 @@ export async function directLogin(ctx: ProbeContext): Promise<ProbeOutcome> {
  * A full pull (config and layers through sha256) when one is due; otherwise a
  * HEAD of the manifest, followed by a full pull when its digest moved.
  */
-export async function directPull(ctx: ProbeContext): Promise<ProbeOutcome> {
+export async function directPull(ctx: ProbeBodyContext<RegistrySettings>): Promise<void> {
   const ref = parseImageRef(ctx.target);
   // The whole image name: a path key (`registry.example.jp/team-a`) answers for the images below it.
   const credential = await ctx.credentialFor(ctx.target);
   ctx.log.step(credential ? `credential ${credential.username} from ${credential.source}` : `no credential for ${ref.registry}`);
   const state: PullState = ctx.pullState ?? {};
-  const fullEvery = fullPullIntervalFor(ctx.config, ctx.runner, ref.registry);
+  const fullEvery = ctx.settings.fullPullIntervalMs;
   const startedAt = Date.now();
   const client = clientFor(ctx, ref.registry, credential);
   try {
@@ -45,26 +54,28 @@ export async function directPull(ctx: ProbeContext): Promise<ProbeOutcome> {
       if (head.digest !== undefined) state.digest = head.digest;
       if (!changed) {
         ctx.log.step(fullEvery === undefined ? "manifest check (no full pulls for this registry)" : "manifest check");
-        return { bytes: 0, pull: "manifest" };
+        ctx.record.bytes(0);
+        ctx.record.pull("manifest");
+        return;
       }
       ctx.log.step("digest changed: full pull");
     }
-    const platform = parsePlatform(ctx.config.registries[ref.registry]?.platform ?? ctx.config.platform);
-    const result = await client.pull(ref, platform);
+    const result = await client.pull(ref, parsePlatform(ctx.settings.platform));
     ctx.log.step(`pulled ${result.digest}: ${result.bytes} bytes`);
     state.lastFullAt = startedAt;
     state.digest = result.topDigest;
-    return { bytes: result.bytes, pull: "full" };
+    ctx.record.bytes(result.bytes);
+    ctx.record.pull("full");
   } finally {
     client.close();
   }
 }
 
-function clientFor(ctx: ProbeContext, registry: string, credential: Awaited<ReturnType<ProbeContext["credentialFor"]>>): RegistryClient {
+function clientFor(ctx: ProbeBodyContext<RegistrySettings>, registry: string, credential: Credential | undefined): RegistryClient {
   return new RegistryClient({
     registry,
     credential,
-    transport: ctx.config.registries[registry],
+    transport: ctx.settings.transport,
     signal: ctx.signal,
     log: (message) => ctx.log.step(message),
     onRateLimit: (rateLimit) => ctx.onRateLimit?.(registry, rateLimit),

@@ -39,7 +39,7 @@ export class NoHarm {
   }
 }
 
-export interface GuardedProbe {
+export interface GuardedProbe<S> {
   config: Config;
   runner: Runner;
   probe: ProbeKind;
@@ -47,8 +47,8 @@ export interface GuardedProbe {
   intervalMs: number;
   signal: AbortSignal;
   /** A context for the probe body; its credentialFor is memoised here so the probe and the guard see one credential. */
-  context(extra: Partial<ProbeContext>): ProbeContext;
-  run(ctx: ProbeContext): Promise<ProbeResult>;
+  context(extra: Partial<ProbeContext<S>>): ProbeContext<S>;
+  run(ctx: ProbeContext<S>): Promise<ProbeResult>;
 }
 
 /** Which registry a probe authenticates at; undefined for a probe that does not (the GitLab canary). */
@@ -69,7 +69,7 @@ export function registryOf(config: Config, probe: ProbeKind, target: string): st
  * once and share the result; a secret refused at a registry is held until its
  * backoff allows the next try; a pull probe gets its state (HEAD or full).
  */
-export async function guardedProbe(harm: NoHarm | undefined, g: GuardedProbe): Promise<ProbeResult> {
+export async function guardedProbe<S>(harm: NoHarm | undefined, g: GuardedProbe<S>): Promise<ProbeResult> {
   const registry = registryOf(g.config, g.probe, g.target);
   const ctx = g.context({});
   if (harm === undefined || registry === undefined) return g.run(ctx);
@@ -96,7 +96,7 @@ export async function guardedProbe(harm: NoHarm | undefined, g: GuardedProbe): P
 }
 
 /** The requests a direct probe sends are fixed by these; two probes with the same identity would send the same ones. */
-function probeIdentity(g: GuardedProbe, registry: string, secretKey: string | undefined): string {
+function probeIdentity<S>(g: GuardedProbe<S>, registry: string, secretKey: string | undefined): string {
   const transport = g.config.registries[registry];
   const parts = [
     g.probe,
@@ -111,7 +111,7 @@ function probeIdentity(g: GuardedProbe, registry: string, secretKey: string | un
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 32);
 }
 
-async function backedOff(harm: NoHarm, g: GuardedProbe, ctx: ProbeContext, registry: string, key: string | undefined, credential: Credential | undefined): Promise<ProbeResult> {
+async function backedOff<S>(harm: NoHarm, g: GuardedProbe<S>, ctx: ProbeContext<S>, registry: string, key: string | undefined, credential: Credential | undefined): Promise<ProbeResult> {
   if (harm.onRateLimit) ctx.onRateLimit = harm.onRateLimit;
   if (key === undefined) return g.run(ctx);
   const gate = await harm.backoff.enter(key, registry, g.intervalMs, g.signal);
@@ -146,7 +146,7 @@ function outcomeOf(result: ProbeResult, refused: boolean): AttemptOutcome {
  * recorded like a run (so the gauges stay 0 and the last-run timestamp moves,
  * and CIProberStale stays quiet), saying when the next try is.
  */
-function heldResult(g: GuardedProbe, registry: string, held: Held, credential: Credential | undefined): ProbeResult {
+function heldResult<S>(g: GuardedProbe<S>, registry: string, held: Held, credential: Credential | undefined): ProbeResult {
   const at = new Date(held.nextAttemptAt).toISOString();
   const log = new ProbeLog();
   const message = `backing off, next attempt at ${at} (${registry} refused this credential ${held.failures} time${held.failures === 1 ? "" : "s"} in a row: ${held.error})`;

@@ -1,4 +1,3 @@
-import type { Config } from "../config/resolve.js";
 import type { Logger } from "../log.js";
 import type { GitlabBudget } from "../gitlab/budget.js";
 import type { RateLimit } from "../registry/client.js";
@@ -6,11 +5,15 @@ import { scrub } from "../secret.js";
 import type { PullState } from "./pull-plan.js";
 import type { CanaryJob, Credential, ProbeKind, ProbeResult, Runner } from "../types.js";
 
-/** Everything one probe of one target for one runner gets. */
-export interface ProbeContext {
-  config: Config;
+/**
+ * Everything one run of one probe kind for one target gets. `settings` is that
+ * kind's own part of the config (a registry's transport, the canary section…),
+ * never the whole config.
+ */
+export interface ProbeContext<S = unknown> {
+  settings: S;
   runner: Runner;
-  /** Registry host for login, image reference for pull, canary name for canary. */
+  /** Registry host for login, image reference for pull, `local` or the project for a canary. */
   target: string;
   /** Aborted at the probe's deadline (config timeout) or when the daemon stops. Every I/O call takes it. */
   signal: AbortSignal;
@@ -29,18 +32,56 @@ export interface ProbeContext {
   gitlabBudget?: GitlabBudget;
 }
 
-/** What a probe body returns on success (beyond success itself). */
-export interface ProbeOutcome {
-  bytes?: number;
-  pull?: "full" | "manifest";
-  queuedSeconds?: number;
-  stages?: Record<string, number>;
-  jobs?: CanaryJob[];
-  credential?: ProbeResult["credential"];
+/** The context a probe body runs in: the probe's context plus the recorder of its partial results. */
+export interface ProbeBodyContext<S = unknown> extends ProbeContext<S> {
+  record: ProbeRecorder;
 }
 
-/** One shape for every probe kind: run once for one target, never throw. */
-export type ProbeFn = (ctx: ProbeContext) => Promise<ProbeResult>;
+/** What a result carries beyond success, reason and log. */
+export type ProbePartial = Pick<ProbeResult, "bytes" | "pull" | "queuedSeconds" | "stages" | "jobs" | "credential">;
+
+/**
+ * Where a probe body writes what it learned as it goes (blackbox hands each
+ * probe a registry): a failed pull still names the credential it used, a
+ * failed canary its stages and jobs. The body itself returns nothing or throws.
+ */
+export class ProbeRecorder {
+  readonly partial: ProbePartial = {};
+
+  /** The credential used; only who and where, never the secret. */
+  credential(c: Credential): void {
+    this.partial.credential = credentialInfo(c);
+  }
+
+  bytes(n: number): void {
+    this.partial.bytes = n;
+  }
+
+  /** Which pull a direct pull made: every blob, or a HEAD of the manifest. */
+  pull(kind: "full" | "manifest"): void {
+    this.partial.pull = kind;
+  }
+
+  stage(name: string, seconds: number): void {
+    this.partial.stages = { ...this.partial.stages, [name]: seconds };
+  }
+
+  jobs(jobs: CanaryJob[]): void {
+    this.partial.jobs = jobs;
+    const queued = jobs.map((j) => j.queuedSeconds).filter((q): q is number => q !== null);
+    if (queued.length > 0) this.partial.queuedSeconds = Math.max(...queued);
+  }
+}
+
+/** What a result may say about a credential: never its secret. */
+export function credentialInfo(credential: Credential): NonNullable<ProbeResult["credential"]> {
+  const { username, kind, source, secretType } = credential;
+  // The path its key names: a path key and its host are two credentials.
+  return { registry: credential.path ?? credential.registry, username, kind, source, secretType };
+}
+
+/** One shape for every probe that yields a ProbeResult: run once for one target, never throw. */
+export type ProbeFn<S> = (ctx: ProbeContext<S>) => Promise<ProbeResult>;
 
 /** Step-by-step log of one probe run: "+12ms GET http://127.0.0.1:5000/v2/ -> 401". */
 export class ProbeLog {

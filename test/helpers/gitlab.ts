@@ -2,7 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import type { Config, GitlabCanaryConfig } from "../../src/config/resolve.js";
 import { createLogger } from "../../src/log.js";
 import type { GitlabCanaryContext } from "../../src/probes/canary-gitlab.js";
-import { gitlabCanaryRunner } from "../../src/probes/canary-gitlab.js";
+import { gitlabCanaryRunner } from "../../src/probes/index.js";
 import { ProbeLog } from "../../src/probes/types.js";
 import { signingKey, type SigningKey } from "../fake-gitlab/jwt.js";
 
@@ -42,7 +42,7 @@ export function canaryContext(
   const cfg: GitlabCanaryConfig = { url, project, ref: "main", variables: {}, intervalMs: 60_000, timeoutMs: 20_000, ...over };
   const logLines: string[] = [];
   const ctx: GitlabCanaryContext = {
-    config: configWith(cfg),
+    settings: cfg,
     runner: gitlabCanaryRunner(cfg),
     target: project,
     // The scheduler's deadline is the canary timeout plus room to cancel.

@@ -4,13 +4,13 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, inject, test } from "vitest";
 import { createGitlabUser, setGitlabUserState } from "../../helpers/fixtures.js";
-import type { Config } from "../../../src/config/resolve.js";
+import type { LocalCanaryConfig } from "../../../src/config/resolve.js";
 import { engineAuth, registryAuthHeader } from "../../../src/engine/auth.js";
 import { createLogger } from "../../../src/log.js";
 import { localCanary, removeCanaryContainers } from "../../../src/probes/canary-local.js";
 import { engineLogin, enginePull } from "../../../src/probes/engine.js";
 import { runProbe } from "../../../src/probes/run.js";
-import { ProbeLog, type ProbeContext, type ProbeOutcome } from "../../../src/probes/types.js";
+import { ProbeLog, type ProbeBodyContext, type ProbeContext } from "../../../src/probes/types.js";
 import { Secret } from "../../../src/secret.js";
 import type { Credential, ProbeKind, ProbeResult, Runner } from "../../../src/types.js";
 import { ACCESS_DENIED_MESSAGE } from "../../fake-gitlab/jwt.js";
@@ -49,34 +49,21 @@ function credential(registry: string, username: string, password: string): Crede
   };
 }
 
-function config(local?: Partial<NonNullable<Config["canary"]["local"]>>): Config {
-  return {
-    file: "test.yml",
-    intervalMs: 60_000,
-    timeoutMs: 30_000,
-    concurrency: 2,
-    listenAddress: "127.0.0.1:0",
-    images: [],
-    platform: "linux/amd64",
-    helperTimeoutMs: 5_000,
-    logLevel: "debug",
-    runners: [],
-    canary: { local: { image: services.token.image, command: ["sh", "-c", "echo canary-ok"], network: "none", ...local } },
-    registries: {},
-  };
+function localSettings(local?: Partial<LocalCanaryConfig>): LocalCanaryConfig {
+  return { image: services.token.image, command: ["sh", "-c", "echo canary-ok"], network: "none", ...local };
 }
 
 interface Probe {
-  ctx: ProbeContext;
+  ctx: ProbeContext<LocalCanaryConfig>;
   /** Every line the process logger wrote. */
   logged: string[];
 }
 
-function probeContext(opts: { target: string; credentials?: Credential[]; dockerHost?: string; fresh?: boolean; timeoutMs?: number; local?: Partial<NonNullable<Config["canary"]["local"]>> }): Probe {
+function probeContext(opts: { target: string; credentials?: Credential[]; dockerHost?: string; fresh?: boolean; timeoutMs?: number; local?: Partial<LocalCanaryConfig> }): Probe {
   const logged: string[] = [];
   const runner: Runner = { name: "engine-runner", mode: "engine", source: "test.yml#runners[0]", dockerHost: opts.dockerHost ?? services.dockerHost, images: [], ...(opts.fresh ? { fresh: true } : {}) };
-  const ctx: ProbeContext = {
-    config: config(opts.local),
+  const ctx: ProbeContext<LocalCanaryConfig> = {
+    settings: localSettings(opts.local),
     runner,
     target: opts.target,
     signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
@@ -87,7 +74,7 @@ function probeContext(opts: { target: string; credentials?: Credential[]; docker
   return { ctx, logged };
 }
 
-const BODIES: Record<ProbeKind, (ctx: ProbeContext) => Promise<ProbeOutcome>> = { login: engineLogin, pull: enginePull, canary: localCanary };
+const BODIES: Record<ProbeKind, (ctx: ProbeBodyContext<LocalCanaryConfig>) => Promise<void>> = { login: engineLogin, pull: enginePull, canary: localCanary };
 
 function probe(kind: ProbeKind, p: Probe): Promise<ProbeResult> {
   return runProbe(kind, p.ctx, BODIES[kind]);

@@ -21,7 +21,6 @@ describe("probe-scoped secrets", () => {
       const token = `probe-token-${i.toString().padStart(6, "0")}-${"x".repeat(24)}`;
       const result = await runProbe("login", probeContext({ target: "127.0.0.1:1" }), async (ctx) => {
         ctx.log.step(`Bearer ${new Secret(token).reveal()}`);
-        return {};
       });
       if (i >= 99_998) last.push(token, result.log[0] ?? "");
     }
@@ -117,7 +116,7 @@ describe("long-lived secrets", () => {
     const planWith = async (password: string) => {
       writeDockerConfig(dockerConfig, { "127.0.0.1:1": { username: "alice", password } });
       const controller = new AbortController();
-      return plan({ config, logger: createLogger("silent"), sink: { result: () => undefined }, signal: controller.signal });
+      return plan({ config, logger: createLogger("silent"), sink: { probe: () => undefined, checks: () => undefined, cert: () => undefined }, signal: controller.signal });
     };
     const base = globalSecretCount();
     await planWith("rotated-password-01");

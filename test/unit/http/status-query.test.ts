@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { StatusStore } from "../../../src/http/status.js";
 import { parseStatusQuery, statusPage } from "../../../src/http/status-query.js";
+import { taskKey } from "../../../src/task-key.js";
 import type { Runner } from "../../../src/types.js";
 
 /** A store of `n` runners, each with a login and a pull result; every third login failed. */
@@ -11,12 +12,12 @@ function store(n: number): StatusStore {
   for (let i = 0; i < n; i++) {
     for (const probe of ["login", "pull"] as const) {
       const failed = probe === "login" && i % 3 === 0;
-      s.record(`${probe}|r${i}|reg`, {
+      s.record(taskKey(probe, `r${i}`, "reg"), {
         probe, runner: `r${i}`, target: "reg", success: !failed, ...(failed ? { reason: "unauthorized" as const } : {}), durationSeconds: 0.1, startedAt: 0, log: [],
       });
     }
   }
-  s.record("canary|gitlab|ci/canary", { probe: "canary", runner: "gitlab", target: "ci/canary", success: true, durationSeconds: 1, startedAt: 0, log: [] });
+  s.record(taskKey("gitlab_canary", "gitlab", "ci/canary"), { probe: "canary", runner: "gitlab", target: "ci/canary", success: true, durationSeconds: 1, startedAt: 0, log: [] });
   return s;
 }
 

@@ -1,5 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { Metrics } from "../../../src/metrics/index.js";
+import { gitlabCanarySeries, loginSeries, pullSeries } from "../../../src/probes/index.js";
+import { taskKey } from "../../../src/task-key.js";
 import type { ProbeResult } from "../../../src/types.js";
 import { assertOneInUse, parseMetrics, select } from "../../helpers/metrics.js";
 
@@ -14,7 +16,7 @@ async function samples(m: Metrics) {
 describe("Metrics", () => {
   test("a failed login sets success 0, counts the reason, and stamps the last run", async () => {
     const m = new Metrics();
-    m.recordResult("login|r1|registry.example.jp", result({ success: false, reason: "unauthorized" }));
+    loginSeries(m, taskKey("login", "r1", "registry.example.jp"), result({ success: false, reason: "unauthorized" }));
     const s = await samples(m);
     expect(select(s, "ci_prober_login_success").map((x) => [x.labels, x.value])).toEqual([[{ runner: "r1", registry: "registry.example.jp" }, 0]]);
     expect(select(s, "ci_prober_probe_failures_total").map((x) => [x.labels, x.value])).toEqual([
@@ -26,9 +28,10 @@ describe("Metrics", () => {
 
   test("drop() removes every series of a vanished task, and only those", async () => {
     const m = new Metrics();
-    m.recordResult("pull|r1|img", result({ probe: "pull", target: "registry.example.jp/ci/a:1", success: false, reason: "not_found" }));
-    m.recordResult("pull|r2|img", result({ probe: "pull", runner: "r2", target: "registry.example.jp/ci/a:1", bytes: 42 }));
-    m.drop("pull|r1|img");
+    const image = "registry.example.jp/ci/a:1";
+    pullSeries(m, taskKey("pull", "r1", image), result({ probe: "pull", target: image, success: false, reason: "not_found" }));
+    pullSeries(m, taskKey("pull", "r2", image), result({ probe: "pull", runner: "r2", target: image, bytes: 42 }));
+    m.drop(taskKey("pull", "r1", image));
     const s = await samples(m);
     expect(s.filter((x) => x.labels.runner === "r1")).toEqual([]);
     expect(select(s, "ci_prober_pull_bytes").map((x) => [x.labels, x.value])).toEqual([[{ runner: "r2", image: "registry.example.jp/ci/a:1", pull: "full" }, 42]]);
@@ -36,7 +39,7 @@ describe("Metrics", () => {
 
   test("a GitLab canary that could not create its pipeline reads 0 under runner none with its reason, counted once", async () => {
     const m = new Metrics();
-    m.recordResult("canary|gitlab|ci/canary", result({ probe: "canary", runner: "gitlab", target: "ci/canary", success: false, reason: "unauthorized" }));
+    gitlabCanarySeries(m, taskKey("gitlab_canary", "gitlab", "ci/canary"), result({ probe: "canary", runner: "gitlab", target: "ci/canary", success: false, reason: "unauthorized" }));
     const s = await samples(m);
     expect(select(s, "ci_prober_canary_success").map((x) => [x.labels, x.value])).toEqual([[{ runner: "none", canary: "ci/canary" }, 0]]);
     expect(select(s, "ci_prober_probe_failures_total").map((x) => [x.labels, x.value])).toEqual([
@@ -49,7 +52,7 @@ describe("Metrics", () => {
     const cred = { runner: "r1", registry: "registry.example.jp", username: "t.yamada", secretType: "password" as const, kind: "personal" as const, source: "/home/gitlab-runner/.docker/config.json#auths[\"registry.example.jp\"]" };
     m.setCredentials("r1", [cred]);
     m.setCredentials("r1", [{ ...cred, username: "gitlab+deploy-token-3", kind: "deploy_token" }]);
-    m.setOwnerFacts({ runner: "r1", registry: "registry.example.jp", username: "gitlab+deploy-token-3", state: "active", expiresAt: 1_900_000_000 });
+    m.setOwnerFacts(taskKey("credential_check", "r1", "registry.example.jp"), { runner: "r1", registry: "registry.example.jp", username: "gitlab+deploy-token-3", state: "active", expiresAt: 1_900_000_000 });
     const s = await samples(m);
     expect(select(s, "ci_prober_credential_info").map((x) => x.labels)).toEqual([
       { runner: "r1", registry: "registry.example.jp", source: cred.source, username: "gitlab+deploy-token-3", kind: "deploy_token", in_use: "false" },

@@ -1,9 +1,12 @@
 import { describe, expect, test } from "vitest";
 import { Metrics } from "../../../src/metrics/index.js";
+import { pullSeries } from "../../../src/probes/index.js";
+import { taskKey } from "../../../src/task-key.js";
 import type { ProbeResult } from "../../../src/types.js";
 import { parseMetrics, select } from "../../helpers/metrics.js";
 
 const IMAGE = "registry.example.jp/ci/a:1";
+const KEY = taskKey("pull", "r1", IMAGE);
 
 function pull(over: Partial<ProbeResult>): ProbeResult {
   return { probe: "pull", runner: "r1", target: IMAGE, success: true, durationSeconds: 0.2, startedAt: 1_800_000_000_000, log: [], ...over };
@@ -16,19 +19,19 @@ async function samples(m: Metrics) {
 describe("no-harm metrics", () => {
   test("pull_bytes is one series per runner and image whose pull label says which kind ran last", async () => {
     const m = new Metrics();
-    m.recordResult("pull|r1|img", pull({ bytes: 1234, pull: "full" }));
-    m.recordResult("pull|r1|img", pull({ bytes: 0, pull: "manifest" }));
+    pullSeries(m, KEY, pull({ bytes: 1234, pull: "full" }));
+    pullSeries(m, KEY, pull({ bytes: 0, pull: "manifest" }));
     expect(select(await samples(m), "ci_prober_pull_bytes").map((x) => [x.labels, x.value])).toEqual([[{ runner: "r1", image: IMAGE, pull: "manifest" }, 0]]);
-    m.recordResult("pull|r1|img", pull({ bytes: 99, pull: "full" }));
+    pullSeries(m, KEY, pull({ bytes: 99, pull: "full" }));
     expect(select(await samples(m), "ci_prober_pull_bytes").map((x) => [x.labels, x.value])).toEqual([[{ runner: "r1", image: IMAGE, pull: "full" }, 99]]);
-    m.drop("pull|r1|img");
+    m.drop(KEY);
     expect(select(await samples(m), "ci_prober_pull_bytes")).toEqual([]);
   });
 
   test("a result held by the backoff reads 0, counts its reason and stamps the last run, without a duration", async () => {
     const m = new Metrics();
     const held = pull({ success: false, reason: "unauthorized", durationSeconds: 0, startedAt: 1_800_000_060_000, backoff: { nextAttemptAt: 1_800_000_120_000, failures: 2 } });
-    m.recordResult("pull|r1|img", held);
+    pullSeries(m, KEY, held);
     const s = await samples(m);
     expect(select(s, "ci_prober_pull_success").map((x) => x.value)).toEqual([0]);
     expect(select(s, "ci_prober_probe_failures_total").map((x) => [x.labels.reason, x.value])).toEqual([["unauthorized", 1]]);

@@ -68,10 +68,10 @@ beforeEach(() => {
 
 function pull() {
   const ctx = probeContext({ target: `${host}/pool/app:latest` });
-  return runProbe("pull", ctx, async () => {
+  return runProbe("pull", ctx, async (c) => {
     const client = new RegistryClient({ registry: host, credential: undefined, transport: undefined, signal: ctx.signal, log: (m) => ctx.log.step(m) });
     try {
-      return { bytes: (await client.pull(parseImageRef(ctx.target), { os: "linux", architecture: "amd64" })).bytes };
+      c.record.bytes((await client.pull(parseImageRef(ctx.target), { os: "linux", architecture: "amd64" })).bytes);
     } finally {
       client.close();
     }

@@ -106,7 +106,7 @@ describe("certificateExpiry", () => {
 describe("the registry client over HTTPS", () => {
   function withClient(ca: string | undefined, body: (client: RegistryClient) => Promise<{ bytes?: number }>) {
     const ctx = probeContext({ target: host });
-    return runProbe("login", ctx, async () => {
+    return runProbe("login", ctx, async (c) => {
       const client = new RegistryClient({
         registry: host,
         credential: undefined,
@@ -116,7 +116,8 @@ describe("the registry client over HTTPS", () => {
         scheme: "https",
       });
       try {
-        return await body(client);
+        const { bytes } = await body(client);
+        if (bytes !== undefined) c.record.bytes(bytes);
       } finally {
         client.close();
       }

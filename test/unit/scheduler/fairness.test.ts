@@ -2,6 +2,7 @@ import { afterEach, expect, test } from "vitest";
 import { sleep } from "../../../src/deadline.js";
 import { silentLogger } from "../../../src/log.js";
 import { type SkipCause, Scheduler, type Task } from "../../../src/scheduler.js";
+import { KeyMap, taskKey, type TaskKey } from "../../../src/task-key.js";
 
 const INTERVAL_MS = 1000;
 const TIMEOUT_MS = 1500;
@@ -16,20 +17,20 @@ afterEach(async () => {
 test("200 runners, a stuck registry, concurrency 8: every healthy probe runs every interval and the stuck registry holds only its share", async () => {
   // 100 runners on registry a, 50 on b, 50 on a registry that never answers; a login and a pull each.
   const registries = [...Array<string>(100).fill("a"), ...Array<string>(50).fill("b"), ...Array<string>(50).fill("stuck")];
-  const lastEnd = new Map<string, number>();
-  const skips: { key: string; cause: SkipCause }[] = [];
+  const lastEnd = new KeyMap<number>();
+  const skips: { key: TaskKey; cause: SkipCause }[] = [];
   let stuckInFlight = 0;
   let stuckMax = 0;
   const tasks: Task[] = registries.flatMap((registry, i) =>
-    ["login", "pull"].map((probe) => ({
-      key: `${probe}|runner-${i}|${registry}`,
+    (["login", "pull"] as const).map((probe) => ({
+      key: taskKey(probe, `runner-${i}`, registry),
       group: registry,
       intervalMs: INTERVAL_MS,
       timeoutMs: TIMEOUT_MS,
       async run(signal: AbortSignal) {
         if (registry !== "stuck") {
           await sleep(2, signal);
-          lastEnd.set(`${probe}|runner-${i}|${registry}`, Date.now());
+          lastEnd.set(taskKey(probe, `runner-${i}`, registry), Date.now());
           return;
         }
         stuckInFlight++;
@@ -59,6 +60,6 @@ test("200 runners, a stuck registry, concurrency 8: every healthy probe runs eve
   expect(maxAge).toBeLessThanOrEqual(INTERVAL_MS + TIMEOUT_MS);
   expect(stuckMax).toBe(2);
   // Only the stuck registry's probes missed periods, and each miss was reported.
-  expect(skips.filter((s) => !s.key.endsWith("|stuck"))).toEqual([]);
+  expect(skips.filter((s) => s.key.target !== "stuck")).toEqual([]);
   expect(skips.length).toBeGreaterThan(100);
 });

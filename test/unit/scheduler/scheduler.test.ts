@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { silentLogger } from "../../../src/log.js";
 import { Scheduler, type Task } from "../../../src/scheduler.js";
+import { taskKey, type TaskKey } from "../../../src/task-key.js";
+
+const k = (target: string): TaskKey => taskKey("login", "runner-a", target);
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -28,7 +31,7 @@ describe("Scheduler", () => {
     let inFlight = 0;
     let maxInFlight = 0;
     const starts: number[] = [];
-    s.sync([{ key: "slow", intervalMs: 100, timeoutMs: 5000, run: async (signal) => {
+    s.sync([{ key: k("slow"), intervalMs: 100, timeoutMs: 5000, run: async (signal) => {
       inFlight++;
       maxInFlight = Math.max(maxInFlight, inFlight);
       starts.push(Date.now());
@@ -48,7 +51,7 @@ describe("Scheduler", () => {
     let inFlight = 0;
     let maxInFlight = 0;
     const tasks: Task[] = Array.from({ length: 5 }, (_, i) => ({
-      key: `t${i}`, intervalMs: 10_000, timeoutMs: 5000, run: async (signal) => {
+      key: k(`t${i}`), intervalMs: 10_000, timeoutMs: 5000, run: async (signal) => {
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
         await sleep(100, signal);
@@ -65,7 +68,7 @@ describe("Scheduler", () => {
     const s = make(1);
     let aborted = -1;
     const t0 = Date.now();
-    await s.runOnce([{ key: "hang", intervalMs: 10_000, timeoutMs: 300, run: async (signal) => {
+    await s.runOnce([{ key: k("hang"), intervalMs: 10_000, timeoutMs: 300, run: async (signal) => {
       await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
       aborted = Date.now() - t0;
     } }]);
@@ -77,8 +80,8 @@ describe("Scheduler", () => {
     const s = make(2);
     const stamps: number[] = [];
     s.sync([
-      { key: "stuck", intervalMs: 200, timeoutMs: 60_000, run: (signal) => sleep(120_000, signal) },
-      { key: "healthy", intervalMs: 200, timeoutMs: 1000, run: async () => {
+      { key: k("stuck"), intervalMs: 200, timeoutMs: 60_000, run: (signal) => sleep(120_000, signal) },
+      { key: k("healthy"), intervalMs: 200, timeoutMs: 1000, run: async () => {
         stamps.push(Date.now());
       } },
     ]);
@@ -91,12 +94,12 @@ describe("Scheduler", () => {
   test("sync() stops tasks that disappeared and reports them", async () => {
     const s = make(2);
     let runs = 0;
-    const task: Task = { key: "gone", intervalMs: 50, timeoutMs: 1000, run: async () => {
+    const task: Task = { key: k("gone"), intervalMs: 50, timeoutMs: 1000, run: async () => {
       runs++;
     } };
-    expect(s.sync([task])).toEqual({ added: ["gone"], removed: [] });
+    expect(s.sync([task])).toEqual({ added: [k("gone")], removed: [] });
     await sleep(120);
-    expect(s.sync([])).toEqual({ added: [], removed: ["gone"] });
+    expect(s.sync([])).toEqual({ added: [], removed: [k("gone")] });
     const after = runs;
     await sleep(200);
     expect(runs).toBe(after);
@@ -106,7 +109,7 @@ describe("Scheduler", () => {
   test("stop() aborts runs in flight and waits for them", async () => {
     const s = make(1);
     let sawAbort = false;
-    s.sync([{ key: "long", intervalMs: 10_000, timeoutMs: 60_000, run: async (signal) => {
+    s.sync([{ key: k("long"), intervalMs: 10_000, timeoutMs: 60_000, run: async (signal) => {
       await sleep(60_000, signal).catch(() => {
         sawAbort = true;
       });
@@ -121,11 +124,11 @@ describe("Scheduler groups", () => {
   test("tasks of one stuck group hold at most their share of the slots; other groups keep running", async () => {
     const s = make(2);
     const stamps: number[] = [];
-    const stuck = (key: string): Task => ({ key, group: "stuck-registry", intervalMs: 200, timeoutMs: 60_000, run: (signal) => sleep(120_000, signal) });
+    const stuck = (name: string): Task => ({ key: k(name), group: "stuck-registry", intervalMs: 200, timeoutMs: 60_000, run: (signal) => sleep(120_000, signal) });
     s.sync([
       stuck("login"),
       stuck("pull"),
-      { key: "healthy", group: "good-registry", intervalMs: 200, timeoutMs: 1000, run: async () => {
+      { key: k("healthy"), group: "good-registry", intervalMs: 200, timeoutMs: 1000, run: async () => {
         stamps.push(Date.now());
       } },
     ]);
