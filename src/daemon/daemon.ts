@@ -58,7 +58,7 @@ export async function startDaemon(initial: Config, logger: Logger, opts: DaemonO
     onRunEnd: (key) => first.ran(key),
   });
   const state = new PlanState(metrics, status, scheduler, logger);
-  const sink = daemonSink(metrics, status, logger, state);
+  const sink = daemonSink(metrics, status, logger, state, state);
   const stopping = new AbortController();
   // Backoff, shared results and pull states outlive each plan and each reload: neither may forget a refused secret.
   const harm = new NoHarm(config);
@@ -81,6 +81,7 @@ export async function startDaemon(initial: Config, logger: Logger, opts: DaemonO
     state.apply(p, [replanTask()]);
     first.planned(new KeySet(p.tasks.map((t) => t.key)));
     runners = p.runners;
+    logger.debug({ tasks: p.tasks.length }, "re-planned");
     return p;
   };
   const replanTask = (): Task => ({

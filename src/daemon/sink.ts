@@ -4,6 +4,7 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/index.js";
 import type { CredentialCheck } from "../probes/credential-check.js";
 import type { Sink } from "../probes/index.js";
+import type { TaskKey } from "../task-key.js";
 import type { Credential, CredentialKind } from "../types.js";
 
 /** The kinds the Users API established, which override the kind a username's form suggests. */
@@ -12,10 +13,21 @@ export interface KindBook {
   of(c: Pick<Credential, "runner" | "registry" | "username" | "kind">): CredentialKind;
 }
 
-/** Record results in metrics and /status, each under the key of the task that produced it, and log them with fixed messages. */
-export function daemonSink(metrics: Metrics, status: StatusStore, logger: Logger, kinds: KindBook): Sink {
+/** The tasks of the running plan. */
+export interface PlannedTasks {
+  has(key: TaskKey): boolean;
+}
+
+/**
+ * Record results in metrics and /status, each under the key of the task that
+ * produced it, and log them with fixed messages. A result of a task the last
+ * plan dropped (a run that was in flight when its runner went) is not
+ * recorded: its series would stay for good, with no task left to drop them.
+ */
+export function daemonSink(metrics: Metrics, status: StatusStore, logger: Logger, kinds: KindBook, planned: PlannedTasks): Sink {
   return {
     probe(key, probed, series) {
+      if (!planned.has(key)) return;
       const used = probed.credential;
       const r = used ? { ...probed, credential: { ...used, kind: kinds.of({ runner: probed.runner, ...used }) } } : probed;
       series(metrics, key, r);
@@ -34,6 +46,7 @@ export function daemonSink(metrics: Metrics, status: StatusStore, logger: Logger
       else logger.warn({ ...fields, ...who }, "probe failed");
     },
     checks(key, checks) {
+      if (!planned.has(key)) return;
       const checkedAt = new Date().toISOString();
       for (const c of checks) {
         metrics.setOwnerFacts(key, { runner: c.runner, registry: c.registry, username: c.username, state: c.state, ...(c.expiresAt !== undefined ? { expiresAt: c.expiresAt } : {}) });
@@ -43,6 +56,7 @@ export function daemonSink(metrics: Metrics, status: StatusStore, logger: Logger
       status.recordChecks(key, checks.map((c) => checkView(c, checkedAt)));
     },
     cert(key, registry, notAfterMs) {
+      if (!planned.has(key)) return;
       metrics.setCertExpiry(key, registry, notAfterMs !== undefined ? Math.floor(notAfterMs / 1000) : undefined);
     },
   };

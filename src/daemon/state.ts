@@ -5,9 +5,9 @@ import type { Metrics } from "../metrics/index.js";
 import type { Plan } from "../plan.js";
 import type { CredentialCheck } from "../probes/credential-check.js";
 import type { Scheduler, Task } from "../scheduler.js";
-import { KeySet } from "../task-key.js";
+import { KeySet, type TaskKey } from "../task-key.js";
 import type { Credential, CredentialKind } from "../types.js";
-import type { KindBook } from "./sink.js";
+import type { KindBook, PlannedTasks } from "./sink.js";
 
 /**
  * What the daemon keeps between plans: the runners it knows, their
@@ -15,12 +15,13 @@ import type { KindBook } from "./sink.js";
  * updates /status and credential_info, syncs the scheduler, and drops the
  * series and history of every task that vanished — by TaskKey, nothing else.
  */
-export class PlanState implements KindBook {
+export class PlanState implements KindBook, PlannedTasks {
   readonly #kinds = new Map<string, CredentialKind>();
   #credentials = new Map<string, Credential[]>();
   #jobTokenPaths: string[] = [];
   #runners = new Set<string>();
   #errors = "";
+  #tasks = new KeySet();
 
   constructor(
     private readonly metrics: Metrics,
@@ -35,6 +36,11 @@ export class PlanState implements KindBook {
     this.#kinds.set(kindId(check), check.kind);
     const creds = this.#credentials.get(check.runner);
     if (creds) this.metrics.setCredentials(check.runner, this.#withKinds(creds), this.#jobTokenPaths);
+  }
+
+  /** A task of the running plan (or the daemon's own). */
+  has(key: TaskKey): boolean {
+    return this.#tasks.has(key);
   }
 
   of(c: Pick<Credential, "runner" | "registry" | "username" | "kind">): CredentialKind {
@@ -65,12 +71,13 @@ export class PlanState implements KindBook {
     }
     this.#runners = names;
     const tasks = [...p.tasks, ...extra];
+    this.#tasks = new KeySet(tasks.map((t) => t.key));
     // A registry no task talks to any more takes its rate-limit gauges with it.
     const groups = new Set(tasks.map((t) => t.group));
     for (const registry of metrics.registries()) if (!groups.has(registry)) metrics.dropRegistry(registry);
     const { removed, added } = this.scheduler.sync(tasks);
     for (const key of removed) metrics.drop(key);
-    status.retain(new KeySet(tasks.map((t) => t.key)));
+    status.retain(this.#tasks);
     if (added.length > 0 || removed.length > 0) logger.info({ added: added.length, removed: removed.length, tasks: p.tasks.length }, "plan updated");
     return { added: added.length, removed: removed.length };
   }
