@@ -47,7 +47,7 @@ async function jwtRequests(): Promise<number> {
 /** One round as `once` runs it, with the daemon's no-harm state kept across rounds; what the proxy and the token realm saw. */
 async function round(config: Config, harm: NoHarm): Promise<{ results: ProbeResult[]; registry: string[]; tokens: number }> {
   const results: ProbeResult[] = [];
-  const sink = { result: (_key: string, r: ProbeResult) => results.push(r) };
+  const sink = { probe: (_key: unknown, r: ProbeResult) => results.push(r), checks: () => undefined, cert: () => undefined };
   const seenBefore = proxy.requests.length;
   const tokensBefore = await jwtRequests();
   await withDeadline(30_000, undefined, async (signal) => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { deadline } from "../../../src/deadline.js";
 import { silentLogger } from "../../../src/log.js";
-import { probeTask } from "../../../src/plan.js";
+import { plan } from "../../../src/plan.js";
 import { NoHarm } from "../../../src/probes/guard.js";
 import type { ProbeResult } from "../../../src/types.js";
 import { startCountingRegistry, type CountingRegistry } from "../../helpers/counting-registry.js";
@@ -22,11 +22,15 @@ afterAll(async () => {
 });
 
 async function rounds(n: number, fullPullIntervalMs: number | undefined, harm: NoHarm, between?: (round: number) => void): Promise<ProbeResult[]> {
-  const config = testConfig({ ...(fullPullIntervalMs !== undefined ? { fullPullIntervalMs } : {}) });
+  const runners = [{ source: RUNNER.source, name: RUNNER.name, mode: "direct" as const, images: [registry.image], fresh: false }];
+  const config = testConfig({ runners, ...(fullPullIntervalMs !== undefined ? { fullPullIntervalMs } : {}) });
   const results: ProbeResult[] = [];
-  const sink = { result: (_key: string, r: ProbeResult) => results.push(r) };
-  const runner = { ...RUNNER, images: [registry.image] };
-  const task = probeTask({ config, logger: silentLogger, sink, runner, probe: "pull", target: registry.image, group: registry.host, intervalMs: 60_000, timeoutMs: 10_000, harm });
+  const sink = { probe: (_key: unknown, r: ProbeResult) => results.push(r), checks: () => undefined, cert: () => undefined };
+  const planned = deadline(10_000);
+  const p = await plan({ config, logger: silentLogger, sink, signal: planned.signal, harm });
+  planned.dispose();
+  const task = p.tasks.find((t) => t.key.kind === "pull");
+  if (!task) throw new Error("no pull task planned");
   for (let i = 0; i < n; i++) {
     between?.(i);
     const d = deadline(10_000);
