@@ -4,8 +4,12 @@ import { REASONS } from "../../../src/reasons.js";
 import { REASON_WORDS, RUNBOOK_ANCHORS, RUNBOOK_BASE } from "../../../src/http/runbooks.js";
 import { duration, time } from "../../../src/http/status-page.js";
 import { StatusStore } from "../../../src/http/status.js";
+import { KeySet, taskKey } from "../../../src/task-key.js";
 import type { ProbeResult } from "../../../src/types.js";
 import { ROOT, RUNBOOKS_FILE } from "../../helpers/alerts/files.js";
+
+const LOGIN = taskKey("login", "r1", "registry.example.jp");
+const PULL = taskKey("pull", "r1", "img");
 
 function result(success: boolean, startedAt: number): ProbeResult {
   return { probe: "login", runner: "r1", target: "registry.example.jp", success, ...(success ? {} : { reason: "unauthorized" as const }), durationSeconds: 0.1, startedAt, log: [] };
@@ -21,22 +25,22 @@ describe("/status knows since when a probe fails, beyond its ten-result history"
   test("failing_since is the first failure of the current run, last_success the latest success; a success clears failing_since", () => {
     const store = new StatusStore();
     const probe = () => (store.toJSON() as { probes: Probe[] }).probes[0];
-    store.record("login|r1|registry.example.jp", result(true, Date.UTC(2026, 11, 1, 2, 0, 0)));
+    store.record(LOGIN, result(true, Date.UTC(2026, 11, 1, 2, 0, 0)));
     expect(probe()).toMatchObject({ failing_since: null, last_success: "2026-12-01T02:00:00.000Z" });
-    for (let i = 1; i <= 15; i++) store.record("login|r1|registry.example.jp", result(false, Date.UTC(2026, 11, 1, 2, i, 0)));
+    for (let i = 1; i <= 15; i++) store.record(LOGIN, result(false, Date.UTC(2026, 11, 1, 2, i, 0)));
     expect(probe()).toMatchObject({ failing_since: "2026-12-01T02:01:00.000Z", last_success: "2026-12-01T02:00:00.000Z" });
     expect(probe()?.history.length).toBe(10);
-    store.record("login|r1|registry.example.jp", result(true, Date.UTC(2026, 11, 1, 2, 20, 0)));
+    store.record(LOGIN, result(true, Date.UTC(2026, 11, 1, 2, 20, 0)));
     expect(probe()).toMatchObject({ failing_since: null, last_success: "2026-12-01T02:20:00.000Z" });
   });
 
   test("a probe that never succeeded has last_success null; a task that vanished is forgotten", () => {
     const store = new StatusStore();
-    store.record("pull|r1|img", result(true, Date.UTC(2026, 11, 1, 2, 55, 0)));
-    store.record("pull|r1|img", result(false, Date.UTC(2026, 11, 1, 3, 0, 0)));
-    store.retain(new Set());
+    store.record(PULL, result(true, Date.UTC(2026, 11, 1, 2, 55, 0)));
+    store.record(PULL, result(false, Date.UTC(2026, 11, 1, 3, 0, 0)));
+    store.retain(new KeySet());
     expect((store.toJSON() as { probes: Probe[] }).probes).toEqual([]);
-    store.record("pull|r1|img", result(false, Date.UTC(2026, 11, 1, 3, 5, 0)));
+    store.record(PULL, result(false, Date.UTC(2026, 11, 1, 3, 5, 0)));
     expect((store.toJSON() as { probes: Probe[] }).probes[0]).toMatchObject({ failing_since: "2026-12-01T03:05:00.000Z", last_success: null });
   });
 });

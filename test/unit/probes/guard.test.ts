@@ -1,7 +1,9 @@
 import { describe, expect, test } from "vitest";
 import { deadline } from "../../../src/deadline.js";
 import { silentLogger } from "../../../src/log.js";
+import type { RegistrySettings } from "../../../src/probes/direct.js";
 import { guardedProbe, NoHarm, type GuardedProbe } from "../../../src/probes/guard.js";
+import { registrySettings } from "../../../src/probes/index.js";
 import { ProbeLog, type ProbeContext } from "../../../src/probes/types.js";
 import type { Credential, ProbeResult, Runner } from "../../../src/types.js";
 import { passwordCredential, RUNNER, testConfig } from "../../helpers/registry.js";
@@ -18,10 +20,10 @@ function credentialOf(r: Runner, password = "shared-secret-1234"): Credential {
 }
 
 interface Body {
-  (ctx: ProbeContext): Promise<Partial<ProbeResult>>;
+  (ctx: ProbeContext<RegistrySettings>): Promise<Partial<ProbeResult>>;
 }
 
-function probe(r: Runner, body: Body, signal: AbortSignal, credential = credentialOf(r)): GuardedProbe {
+function probe(r: Runner, body: Body, signal: AbortSignal, credential = credentialOf(r)): GuardedProbe<RegistrySettings> {
   return {
     config,
     runner: r,
@@ -29,7 +31,7 @@ function probe(r: Runner, body: Body, signal: AbortSignal, credential = credenti
     target: REG,
     intervalMs: 60_000,
     signal,
-    context: (extra) => ({ config, runner: r, target: REG, signal, log: new ProbeLog(), logger: silentLogger, credentialFor: async () => credential, ...extra }),
+    context: (extra) => ({ settings: registrySettings(config, REG), runner: r, target: REG, signal, log: new ProbeLog(), logger: silentLogger, credentialFor: async () => credential, ...extra }),
     run: async (ctx) => ({ probe: "login", runner: r.name, target: REG, success: true, durationSeconds: 0.01, startedAt: Date.now(), log: ["ran"], ...(await body(ctx)) }),
   };
 }
