@@ -328,7 +328,11 @@ const credentialCheck = defineKind<CheckSettings, CredentialCheck[]>({
       await client.close();
     }
   },
-  record: (key, checks, sink) => sink.checks(key, checks),
+  record: (key, checks, sink) => {
+    // Over the GitLab API budget (or GitLab's own limit) an owner is not unknown, only unasked: its last facts stand.
+    if (checks.some((c) => c.error?.reason === "rate_limited")) return;
+    sink.checks(key, checks);
+  },
 });
 
 const certificateCheck = defineKind<{ ca?: string }, number | undefined>({

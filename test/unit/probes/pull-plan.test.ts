@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { parseImageRef } from "../../../src/image.js";
 import { digestChanged, fullPullDue, fullPullIntervalFor, type PullState } from "../../../src/probes/pull-plan.js";
 import { testConfig } from "../../helpers/registry.js";
 
@@ -25,6 +26,9 @@ describe("the pull plan", () => {
   test("a Docker Hub image gets manifest checks only, every round, unless full_pull_interval is set for it", () => {
     const config = testConfig({ fullPullIntervalMs: 30 * 60_000 });
     expect(fullPullIntervalFor(config, {}, "docker.io")).toBeUndefined();
+    for (const image of ["busybox:1", "docker.io/library/busybox:1", "registry-1.docker.io/library/busybox:1", "index.docker.io/team/app"]) {
+      expect(fullPullIntervalFor(config, {}, parseImageRef(image).registry), image).toBeUndefined();
+    }
     expect(kinds(fullPullIntervalFor(config, {}, "docker.io"), 5)).toEqual(["manifest", "manifest", "manifest", "manifest", "manifest"]);
     // A changed digest does not bring a full pull either.
     expect(digestChanged({ digest: "sha256:aaa" }, "sha256:bbb", undefined)).toBe(false);
