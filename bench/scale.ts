@@ -13,7 +13,9 @@ const IMAGE_BYTES = 1024 * 1024;
 const RUNS = 5;
 const INTERVAL_S = 30;
 /** After the second round, scrapes go on this long: the quiet until the third. */
-const QUIET_MS = 8000;
+const QUIET_MS = 10_000;
+/** A third of Prometheus' default scrape interval (15 s): scraped harder than it would be. */
+const SCRAPE_EVERY_MS = 5000;
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const MAIN = join(ROOT, "dist", "src", "main.js");
 const BARE = join(ROOT, "dist", "bench", "bare-loop.js");
@@ -174,8 +176,8 @@ interface DaemonFigures {
 
 /**
  * The daemon on the same config: after its first round, /metrics is scraped
- * once a second (each scrape timed) until every probe has run again and a few
- * seconds of quiet have followed; RSS from /proc at the end and its peak.
+ * every SCRAPE_EVERY_MS (each scrape timed) until every probe has run again and
+ * QUIET_MS more have passed; RSS from /proc at the end and its peak.
  */
 async function daemonRound(yml: string, port: number, counters: Counters): Promise<DaemonFigures> {
   const child = spawn(process.execPath, [MAIN, "run", "--config", yml], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, CI_PROBER_LOG_LEVEL: "warn" } });
@@ -196,7 +198,7 @@ async function daemonRound(yml: string, port: number, counters: Counters): Promi
     let quietUntil = Number.POSITIVE_INFINITY;
     const deadline = Date.now() + 3 * INTERVAL_S * 1000;
     while (Date.now() < Math.min(deadline, quietUntil)) {
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, SCRAPE_EVERY_MS));
       const t = performance.now();
       text = await scrape(port);
       const ms = performance.now() - t;
