@@ -110,7 +110,7 @@ export async function setUp(services: Services, dir: string): Promise<{ accounts
   const ht = Array.from({ length: half }, (_, i) => ({ username: `scale-ht-${i}`, password: secret() }));
   const htpasswd = join(dir, "htpasswd");
   const list = join(dir, "users.txt");
-  writeFileSync(list, [{ username: "admin", password: `scale-admin-${suffix}` }, ...ht].map((u) => `${u.username} ${u.password}`).join("\n") + "\n", { mode: 0o600 });
+  writeFileSync(list, [{ username: "admin", password: `scale-admin-${suffix}` }, ...ht].map((u) => `${u.username} ${u.password}\n`).join(""), { mode: 0o600 });
   await run("sh", ["-c", `while read u p; do htpasswd -bBC 4 ${htpasswd} "$u" "$p" 2>/dev/null || htpasswd -cbBC 4 ${htpasswd} "$u" "$p"; done < ${list}`], {
     timeoutMs: PROCESS_TIMEOUT_MS,
   });

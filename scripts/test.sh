@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the tests need (Debian packages, npm
-# dependencies), builds, type-checks, and runs vitest, whose global setup
+# dependencies), builds, type-checks, lints, and runs vitest, whose global setup
 # starts and stops dockerd, the registries and the fake GitLab itself.
 # Ends with one plain line: "N passed, N failed".
 set -euo pipefail
@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 
 source scripts/deps.sh
 npm run -s build
-npx tsc -p tsconfig.test.json
+npm run -s typecheck
+npx tsc -p tsconfig.bench.json
+# Lint only: the tree is formatted once, by the lead, so branches in flight do not conflict.
+npm run -s lint
 
 mkdir -p .tmp
 report=.tmp/vitest-report.json

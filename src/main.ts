@@ -35,6 +35,7 @@ const COMMANDS: readonly Command[] = ["run", "once", "credentials", "check-confi
 
 /** Parse argv and run a command; resolves to the exit status. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  // biome-ignore lint/suspicious/noImplicitAnyLet: its type is parseArgs' result for the options given below, assigned in the try.
   let parsed;
   try {
     parsed = parseArgs({

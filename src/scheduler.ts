@@ -183,7 +183,8 @@ export class Scheduler {
   async #runGuarded(loop: Loop): Promise<void> {
     loop.running = true;
     loop.started = false;
-    const cancel = (loop.cancel ??= new AbortController());
+    loop.cancel ??= new AbortController();
+    const cancel = loop.cancel;
     // Stopping the scheduler takes queued runs out of the queue; the listener goes when the run ends.
     const onStop = () => cancel.abort();
     this.#stop.signal.addEventListener("abort", onStop, { once: true });

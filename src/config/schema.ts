@@ -24,7 +24,7 @@ const mode = z.enum(["engine", "direct"], { message: 'expected "engine" or "dire
 const image = z.string().superRefine((value, ctx) => {
   try {
     parseImageRef(value);
-  } catch (err) {
+  } catch {
     ctx.addIssue({ code: "custom", message: `expected an image reference like registry.example.jp/ci/canary:latest, got ${JSON.stringify(value)}` });
   }
 });

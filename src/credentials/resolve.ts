@@ -77,7 +77,7 @@ export function resolve(sources: ResolvedSource[]): Resolved {
         if (!winners.has(path)) continue;
         const used = marked.get(path);
         // The job token's secret exists only inside a job: a probe can only go anonymous where it would be used.
-        return used && used.source.startsWith(`${JOB_TOKEN_SOURCE}#`) ? undefined : used;
+        return used?.source.startsWith(`${JOB_TOKEN_SOURCE}#`) ? undefined : used;
       }
       // Nothing answers: the job pulls anonymously, unless a dropped source might have held it — that is what the probe reports.
       for (const s of sources) if (s.dropped) return whyDropped(s, paths);

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { sleep, timeLeft } from "../deadline.js";
-import { HttpStatusError, ProbeError } from "../reasons.js";
+import { type HttpStatusError, ProbeError } from "../reasons.js";
 import type { Secret } from "../secret.js";
 
 /**

@@ -5,8 +5,8 @@
  * node:http is already in the process. Blobs take their own path (rawget.ts),
  * which says why, with the measurements.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { type Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
+import { type Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { HttpStatusError, ProbeError } from "../reasons.js";
 import { trustFor } from "./pool.js";
 import { errorBodySchema } from "./schema.js";

@@ -19,9 +19,7 @@ function credentialOf(r: Runner, password = "shared-secret-1234"): Credential {
   return { ...passwordCredential(REG, "deployer", password), runner: r.name, source: `/home/${r.name}/.docker/config.json#auths["${REG}"]` };
 }
 
-interface Body {
-  (ctx: ProbeContext<RegistrySettings>): Promise<Partial<ProbeResult>>;
-}
+type Body = (ctx: ProbeContext<RegistrySettings>) => Promise<Partial<ProbeResult>>
 
 function probe(r: Runner, body: Body, signal: AbortSignal, credential = credentialOf(r)): GuardedProbe<RegistrySettings> {
   return {
