@@ -153,7 +153,7 @@ export class RegistryClient {
     res.body.resume();
     const header = res.headers["www-authenticate"];
     if (header === undefined) throw new ProbeError("bad_response", `${endpointOf("GET", res.url)}: 401 without a WWW-Authenticate challenge`);
-    const challenge = pickChallenge(parseChallenges(header));
+    const challenge = pickChallenge(parsedChallenges(header, endpointOf("GET", res.url)));
     if (challenge === undefined) throw new ProbeError("bad_response", `${endpointOf("GET", res.url)}: no Basic or Bearer challenge in WWW-Authenticate`);
     const { realm, service, scope } = challenge.params;
     this.#opts.log(`challenge ${challenge.scheme} realm=${realm ?? "-"} service=${service ?? "-"} scope=${scope ?? "-"}`);
@@ -295,4 +295,14 @@ function usableCredential(credential: Credential | undefined, registry: string):
 /** An Authorization value is as secret as what it carries. */
 function secretHeader(value: string): Secret {
   return new Secret(value);
+}
+
+/** The challenges of a WWW-Authenticate header; one that does not parse is bad_response naming the endpoint. */
+function parsedChallenges(header: string, endpoint: string): Challenge[] {
+  try {
+    return parseChallenges(header);
+  } catch (err) {
+    if (err instanceof ProbeError) throw new ProbeError(err.reason, `${endpoint}: ${err.message}`);
+    throw err;
+  }
 }

@@ -24,7 +24,11 @@ export type FaultAction =
    * 302 back to the same path with ?hop=n+1 and a small body, `hops` times, then upstream's answer;
    * Infinity is a redirect loop. Each redirect body has fully arrived before the client reads it.
    */
-  | { kind: "hops"; hops: number };
+  | { kind: "hops"; hops: number }
+  /** Upstream's answer, its body written in `chunks` pieces spread over `overMs`. */
+  | { kind: "slow"; chunks: number; overMs: number }
+  /** 200, chunked, `bytes` of spaces generated as the client reads them; what was sent goes to `stats.sent`. */
+  | { kind: "endless"; bytes: number; contentType: string };
 
 export interface FaultRule {
   method?: string;
@@ -42,6 +46,8 @@ export interface SeenRequest {
 export interface FaultProxy {
   /** host:port of the proxy, a registry key. */
   host: string;
+  /** Bytes an `endless` answer got onto the wire before the client stopped reading. */
+  stats: { sent: number };
   requests: SeenRequest[];
   storageRequests: SeenRequest[];
   setRules(rules: FaultRule[]): void;
@@ -59,6 +65,7 @@ export async function startFaultProxy(upstreamHost: string): Promise<FaultProxy>
   const requests: SeenRequest[] = [];
   const storageRequests: SeenRequest[] = [];
   const stash = new Map<string, Upstream>();
+  const stats = { sent: 0 };
   const storage = createServer((req, res) => {
     storageRequests.push(seen(req));
     const stored = stash.get(req.url ?? "");
@@ -73,13 +80,14 @@ export async function startFaultProxy(upstreamHost: string): Promise<FaultProxy>
   const proxy = createServer((req, res) => {
     requests.push(seen(req));
     const rule = rules.find((r) => (r.method ?? req.method) === req.method && r.path.test(req.url ?? ""));
-    handle(req, res, rule?.action, upstreamHost, { stash, storagePort }).catch((err: unknown) => {
+    handle(req, res, rule?.action, upstreamHost, { stash, storagePort, stats }).catch((err: unknown) => {
       res.destroy(err instanceof Error ? err : new Error(String(err)));
     });
   });
   const port = await listen(proxy);
   return {
     host: `127.0.0.1:${port}`,
+    stats,
     requests,
     storageRequests,
     setRules(next) {
@@ -96,8 +104,12 @@ async function handle(
   res: ServerResponse,
   action: FaultAction | undefined,
   upstreamHost: string,
-  ctx: { stash: Map<string, Upstream>; storagePort: number },
+  ctx: { stash: Map<string, Upstream>; storagePort: number; stats: { sent: number } },
 ): Promise<void> {
+  if (action?.kind === "endless") {
+    endless(res, action.bytes, action.contentType, ctx.stats);
+    return;
+  }
   if (action?.kind === "respond") {
     const body = action.body ?? "";
     const length = action.chunked ? {} : { "content-length": String(Buffer.byteLength(body)) };
@@ -142,6 +154,17 @@ async function handle(
       res.writeHead(up.status, headers);
       res.write(up.body.subarray(0, action.keepBytes), () => res.destroy());
       return;
+    case "slow": {
+      res.writeHead(up.status, headers);
+      const size = Math.ceil(up.body.length / action.chunks);
+      for (let i = 0; i < action.chunks; i++) {
+        await new Promise((r) => setTimeout(r, action.overMs / action.chunks));
+        if (res.destroyed) return;
+        res.write(up.body.subarray(i * size, (i + 1) * size));
+      }
+      res.end();
+      return;
+    }
     case "stall":
       res.writeHead(up.status, headers);
       res.write(up.body.subarray(0, action.keepBytes));
@@ -153,6 +176,27 @@ async function handle(
       return;
     }
   }
+}
+
+/** Write `bytes` of spaces, chunked, only as fast as the client takes them, counting what went out. */
+function endless(res: ServerResponse, bytes: number, contentType: string, stats: { sent: number }): void {
+  res.writeHead(200, { "content-type": contentType });
+  const chunk = Buffer.alloc(64 * 1024, 0x20);
+  let left = bytes;
+  const pump = () => {
+    while (left > 0 && !res.destroyed) {
+      const n = Math.min(left, chunk.length);
+      left -= n;
+      stats.sent += n;
+      if (!res.write(chunk.subarray(0, n))) {
+        res.once("drain", pump);
+        return;
+      }
+    }
+    if (left === 0) res.end();
+  };
+  res.on("error", () => undefined);
+  pump();
 }
 
 function forward(req: IncomingMessage, upstreamHost: string): Promise<Upstream> {
