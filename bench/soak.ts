@@ -322,7 +322,8 @@ async function setUserState(gitlabUrl: string, username: string, state: string):
 /** The report as the README shows it. */
 export function formatSoak(r: SoakReport): string {
   const results = `${r.results.succeeded} ok, ${r.results.failed} failed, ${r.results.backingOff} backing off`;
-  const head = `rounds ${r.rounds} in ${Math.round(r.seconds)} s; results ${results}; ${r.revocations} revocations; error lines ${r.errors.length}`;
+  const rounds = `rounds ${r.rounds} in ${Math.round(r.seconds)} s`;
+  const head = `${rounds}; results ${results}; ${r.revocations} revocations; error lines ${r.errors.length}`;
   const lines = [head, "| figure | after warm-up | at the end | limit | |", "|---|---|---|---|---|"];
   for (const t of r.trends) {
     const f = (n: number) => `${n.toFixed(t.unit === "" ? 0 : 1)}${t.unit ? ` ${t.unit}` : ""}`;
