@@ -399,7 +399,7 @@ function signed(tlsDir: string, name: string, ext: string, dates?: { start: stri
   writeFileSync(join(db, "index.txt"), "");
   writeFileSync(join(db, "serial"), "1000\n");
   const cnf = join(db, "ca.cnf");
-  const policy = "[ca]\ndefault_ca=d\n[d]\ndatabase=" + join(db, "index.txt") + "\nnew_certs_dir=" + db + "\nserial=" + join(db, "serial");
+  const policy = `[ca]\ndefault_ca=d\n[d]\ndatabase=${join(db, "index.txt")}\nnew_certs_dir=${db}\nserial=${join(db, "serial")}`;
   writeFileSync(cnf, `${policy}\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n`);
   const ca = ["-cert", join(tlsDir, "ca.pem"), "-keyfile", join(tlsDir, "ca-key.pem")];
   ssl("ca", "-batch", "-config", cnf, ...ca, "-in", csr, "-out", cert, "-startdate", dates.start, "-enddate", dates.end, "-extfile", extFile);
