@@ -10,7 +10,7 @@ export type { Logger };
  */
 export function createLogger(level: string = process.env.CI_PROBER_LOG_LEVEL ?? "info", write: (line: string) => void = (line) => process.stderr.write(line)): Logger {
   return pino(
-    { level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
+    { level, base: null, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
     { write: (line: string) => write(scrub(line)) },
   );
 }

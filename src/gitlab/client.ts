@@ -239,9 +239,10 @@ function parseJson<T>(endpoint: string, text: string, schema: z.ZodType<T>): T {
 async function statusError(res: Dispatcher.ResponseData, endpoint: string): Promise<HttpStatusError> {
   const text = await res.body.text().catch(() => "");
   const retryAfter = retryAfterSeconds(res.headers);
+  const message = errorMessage(text);
   return new HttpStatusError(res.statusCode, endpoint, {
     ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}),
-    ...(errorMessage(text) !== undefined ? { message: errorMessage(text) } : {}),
+    ...(message !== undefined ? { message } : {}),
   });
 }
 

@@ -161,7 +161,7 @@ export class AuthBackoff {
       done: (outcome) => {
         if (done) return;
         done = true;
-        if (exclusive) entry.inFlight = undefined;
+        if (exclusive) delete entry.inFlight;
         if (retry) this.#pending.set(registry, (this.#pending.get(registry) ?? 1) - 1);
         this.#settle(key, registry, intervalMs, startedAt, entry, outcome);
         finish();

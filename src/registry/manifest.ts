@@ -52,7 +52,8 @@ function badManifest(endpoint: string, mediaType: string, issue: { path: Propert
 export interface Platform {
   os: string;
   architecture: string;
-  variant?: string;
+  // As an index's manifest entry parses it: a variant may be absent or explicitly undefined.
+  variant?: string | undefined;
 }
 
 /** "linux/arm64/v8" → {os, architecture, variant}. */

@@ -103,7 +103,8 @@ describe("direct login", () => {
   });
 
   test("gives a credential's own failure reason when it could not be read", async () => {
-    const credential = { ...passwordCredential(ht.host, "alice", "x"), secret: undefined, error: { reason: "helper_failed" as const, message: "docker-credential-pass exited 1" } };
+    const { secret: _unread, ...unread } = passwordCredential(ht.host, "alice", "x");
+    const credential = { ...unread, error: { reason: "helper_failed" as const, message: "docker-credential-pass exited 1" } };
     const result = await runProbe("login", probeContext({ target: ht.host, credential }), directLogin);
     expect(result.reason).toBe("helper_failed");
     expect(result.error).toBe(`credential for ${ht.host} from ${credential.source}: docker-credential-pass exited 1`);

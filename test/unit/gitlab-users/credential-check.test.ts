@@ -245,7 +245,8 @@ describe("unknown users and failures", () => {
 
   test("a credential without a username (its helper failed) is unknown without asking GitLab", async () => {
     const requestsBefore = logLines.length;
-    const check = await checkCredential(client, { ...credential("", "x"), secret: undefined }, signal());
+    const { secret: _none, ...helperFailed } = credential("", "x");
+    const check = await checkCredential(client, helperFailed, signal());
     expect(check).toEqual({ ...base(""), kind: "unknown", state: "unknown" });
     expect(logLines.slice(requestsBefore).filter((l) => l.includes('"msg":"gitlab request"'))).toEqual([]);
   });
@@ -270,8 +271,8 @@ describe("unknown users and failures", () => {
 describe("secrets", () => {
   test("neither a credential's secret nor the admin token appears in results, errors or logs", async () => {
     const secrets = ["glpat-leakCheckPersonal0001", "ldap-pw-leakCheck-2026", adminToken.reveal(), "glpat-leakCheckBadAdmin01"];
-    gitlab.state.addUser({ username: "leak-pat", password: secrets[0], isAccessToken: true, expiresAt: "2027-01-01" });
-    gitlab.state.addUser({ username: "leak-ldap", password: secrets[1], identities: LDAP("leak-ldap") });
+    gitlab.state.addUser({ username: "leak-pat", password: secrets[0] ?? "", isAccessToken: true, expiresAt: "2027-01-01" });
+    gitlab.state.addUser({ username: "leak-ldap", password: secrets[1] ?? "", identities: LDAP("leak-ldap") });
     const lines: string[] = [];
     const logger = createLogger("debug", (line) => lines.push(line));
     const logged = new GitlabClient({ url: gitlab.url, token: adminToken, logger });
