@@ -139,6 +139,8 @@ export async function startDockerd(
   tmp: string,
   tls?: { port: number; ca: string; cert: string; key: string },
   storageDriver = "vfs",
+  /** Above 0: dockerd (and so its containers and builds) runs under `nice`, leaving the CPU to timing-sensitive tests. */
+  niceness = 0,
 ): Promise<{ proc: Proc; host: string }> {
   const dir = join(tmp, "dockerd");
   mkdirSync(dir, { recursive: true });
@@ -147,8 +149,9 @@ export async function startDockerd(
   const tcp = tls ? ["--host", `tcp://127.0.0.1:${tls.port}`, "--tlsverify", "--tlscacert", tls.ca, "--tlscert", tls.cert, "--tlskey", tls.key] : [];
   const proc = startProc(
     "dockerd",
-    "dockerd",
+    niceness > 0 ? "nice" : "dockerd",
     [
+      ...(niceness > 0 ? ["-n", String(niceness), "dockerd"] : []),
       ...tcp,
       "--host", `unix://${sock}`,
       "--data-root", join(dir, "root"),
