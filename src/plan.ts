@@ -67,7 +67,8 @@ async function planIn({ config, logger, sink, signal, checks = false, harm = new
     harm,
     sink,
     logger,
-    credentialFor: (runner: Runner, registry: string, s: AbortSignal) => credentialFor(runner, registry, { signal: s, helperTimeoutMs: config.helperTimeoutMs }),
+    // The same sources as the listing, the job token last among them: the one rule picks what inUse marks.
+    credentialFor: (runner: Runner, registry: string, s: AbortSignal) => credentialFor(runner, registry, { signal: s, helperTimeoutMs: config.helperTimeoutMs, jobTokenPaths }),
   };
   const tasks = PROBE_KINDS.filter((k) => checks || !k.daemonOnly).flatMap((k) => k.tasks({ config, runners: facts }, deps));
   if (checks && store && config.gitlab?.variables) tasks.push(crawlTask(config, config.gitlab, store, logger, harm));
@@ -75,13 +76,14 @@ async function planIn({ config, logger, sink, signal, checks = false, harm = new
 }
 
 /**
- * The crawl of DOCKER_AUTH_CONFIG variables, every gitlab.interval, under the
+ * The crawl of DOCKER_AUTH_CONFIG variables, every gitlab.interval (at most once a minute), under the
  * instance's API budget. Its result is planned from the next re-plan on.
  */
 function crawlTask(config: Config, gitlab: GitlabConfig, store: HeldStore, logger: Logger, harm: NoHarm): Task {
   return {
     key: taskKey("gitlab_variables", "", gitlab.url),
-    intervalMs: gitlab.intervalMs,
+    // A crawl is a request per group and project: at most once a minute, whatever the owner checks' interval.
+    intervalMs: Math.max(gitlab.intervalMs, 60_000),
     // Thousands of projects at the budget's rate take minutes; the crawl gets what a budget-paced crawl needs, not one probe's timeout.
     timeoutMs: Math.max(config.timeoutMs, gitlab.intervalMs, 10 * 60_000),
     group: `gitlab|${gitlab.url}`,

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ciState } from "../fake-gitlab/pipelines.js";
 import { startFakeGitlab, type FakeGitlab } from "../fake-gitlab/server.js";
 import { ISSUER, SERVICE, signingKey } from "../fake-gitlab/jwt.js";
 import { freePort, run, startProc, waitForListen, type Proc } from "./procs.js";
@@ -75,6 +76,8 @@ export async function startServices(opts: { withDockerd?: boolean } = {}): Promi
     ], { stdio: "ignore" });
     const key = signingKey(execFileSync("cat", [join(tmp, "token.key")]).toString());
     gitlab = await startFakeGitlab(key);
+    // Every daemon of the suite shares this instance: its 2000-a-minute throttle would make their API budgets wait on one another.
+    ciState(gitlab.state).limitPerMinute = 1_000_000;
     const admin = gitlab.state.addUser({ username: "ci-admin", password: "admin-pw-0f3c9a", actions: ["pull", "push"] });
 
     const htUsers = { admin: "htpasswd-admin-pw-71b2", alice: "alice-pw-5d0e88" };

@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import { startDaemonProc, waitFor, type DaemonProc } from "../../helpers/daemon.js";
@@ -107,7 +107,10 @@ test("the group's variable is probed as runner gitlab:group/<path>; blocking its
 });
 
 test("credentials --gitlab lists the variable's credential with its holder and source, never its secret", async () => {
-  const r = await runCli(["credentials", "--config", configFile, "--gitlab", "--json"]);
+  // One project listed: its groups up the chain are read, not the 200 projects (the suite's other tests share this GitLab).
+  const one = join(tempDir("held-cli"), "ci-prober.yml");
+  writeFileSync(one, readFileSync(configFile, "utf8").replace(`variables: ["${top}"]`, `variables: ["${top}/platform/build/app-000"]`));
+  const r = await runCli(["credentials", "--config", one, "--gitlab", "--json"]);
   const rows = JSON.parse(r.stdout) as { runner: string; registry: string; username: string; source: string; in_use: boolean; shadowed_by: string | null }[];
   const proxy = new URL(services.gitlab.url).host;
   expect(rows.filter((row) => row.runner === runner).map((row) => [row.registry, row.username, row.source, row.in_use, row.shadowed_by])).toEqual([
@@ -117,7 +120,7 @@ test("credentials --gitlab lists the variable's credential with its holder and s
   ]);
   expect(rows.find((row) => row.source === source)).toMatchObject({ shadows_job_token: true });
   expect(r.stdout).not.toContain(yamada.password);
-  const table = await runCli(["credentials", "--config", configFile, "--gitlab"]);
+  const table = await runCli(["credentials", "--config", one, "--gitlab"]);
   const line = table.stdout.split("\n").find((l) => l.startsWith(`${runner} `) && l.includes(yamada.username));
   expect(line?.replace(/ +/g, " ")).toBe(`${runner} ${registry} ${yamada.username} personal password yes ${source} (shadows the job token)`);
 });
