@@ -54,13 +54,20 @@ export async function benchCrawl(): Promise<BenchReport> {
       name: `crawl: ${groups} groups, ${PROJECTS} projects, DOCKER_AUTH_CONFIG variables (budget ${rpm}/min)`,
       rows: [
         { tool: "crawl, no budget", medianSeconds: freeSeconds },
-        { tool: `crawl, budget ${rpm}/min (ratio: to the minute the budget itself forces)`, medianSeconds: pacedSeconds, ...(floorSeconds > 0 ? { ratio: pacedSeconds / floorSeconds } : {}) },
+        {
+          tool: `crawl, budget ${rpm}/min (ratio: to the minute the budget itself forces)`,
+          medianSeconds: pacedSeconds,
+          ...(floorSeconds > 0 ? { ratio: pacedSeconds / floorSeconds } : {}),
+        },
       ],
       notes: [
-        `requests: ${paced.requests} (${(paced.requests / fewest).toFixed(3)}x the fewest the API allows, ${fewest}); the unbudgeted crawl sent ${free.requests}`,
-        `busiest 60 s window of slots taken: ${slots} (budget ${rpm}: ${slots <= rpm ? "within" : "OVER"}); of arrivals at GitLab: ${window} ` +
+        `requests: ${paced.requests} (${(paced.requests / fewest).toFixed(3)}x the fewest the API allows, ${fewest}); ` +
+          `the unbudgeted crawl sent ${free.requests}`,
+        `busiest 60 s window of slots taken: ${slots} (budget ${rpm}: ${slots <= rpm ? "within" : "OVER"}); ` +
+          `of arrivals at GitLab: ${window} ` +
           `(${window <= rpm ? "within" : `${window - rpm} over: requests in flight when the window turned arrive after their slot`})`,
-        `held: ${held.views.length} variables, ${held.views.filter((v) => v.effective_projects > 0).length} effective for some project; crawl errors: ${paced.errors.length}`,
+        `held: ${held.views.length} variables, ${held.views.filter((v) => v.effective_projects > 0).length} effective for some project; ` +
+          `crawl errors: ${paced.errors.length}`,
       ],
     };
   } finally {
@@ -80,10 +87,17 @@ function seed(state: Parameters<typeof variablesState>[0]): number {
   for (let t = 0; t < TOP; t++) paths.push(`org-${t}/team-0/squad`);
   for (const p of paths) v.addGroup(p);
   for (let i = 0; i < PROJECTS; i++) v.addProject(`${paths[i % paths.length]}/app-${i}`);
-  const value = (user: string) => JSON.stringify({ auths: { "registry.example.jp": { auth: Buffer.from(`${user}:pw-${user}`).toString("base64") } } });
+  const value = (user: string) =>
+    JSON.stringify({ auths: { "registry.example.jp": { auth: Buffer.from(`${user}:pw-${user}`).toString("base64") } } });
   v.addVariable({ holder: "instance", key: "DOCKER_AUTH_CONFIG", value: value("instance-bot") });
   for (let t = 0; t < 50; t++) v.addVariable({ holder: "group", path: `org-${t}`, key: "DOCKER_AUTH_CONFIG", value: value(`group-${t}`) });
-  for (let i = 0; i < 100; i++) v.addVariable({ holder: "project", path: `${paths[i % paths.length]}/app-${i}`, key: "DOCKER_AUTH_CONFIG", value: value(`project-${i}`) });
+  for (let i = 0; i < 100; i++)
+    v.addVariable({
+      holder: "project",
+      path: `${paths[i % paths.length]}/app-${i}`,
+      key: "DOCKER_AUTH_CONFIG",
+      value: value(`project-${i}`),
+    });
   return paths.length;
 }
 

@@ -68,7 +68,8 @@ async function planIn({ config, logger, sink, signal, checks = false, harm = new
     sink,
     logger,
     // The same sources as the listing, the job token last among them: the one rule picks what inUse marks.
-    credentialFor: (runner: Runner, registry: string, s: AbortSignal) => credentialFor(runner, registry, { signal: s, helperTimeoutMs: config.helperTimeoutMs, jobTokenPaths }),
+    credentialFor: (runner: Runner, registry: string, s: AbortSignal) =>
+      credentialFor(runner, registry, { signal: s, helperTimeoutMs: config.helperTimeoutMs, jobTokenPaths }),
   };
   const tasks = PROBE_KINDS.filter((k) => checks || !k.daemonOnly).flatMap((k) => k.tasks({ config, runners: facts }, deps));
   if (checks && store && config.gitlab?.variables) tasks.push(crawlTask(config, config.gitlab, store, logger, harm));

@@ -38,7 +38,14 @@ export async function credentialsCommand(config: Config, opts: CredentialsOption
     if (opts.gitlab) all.push(...(await gitlabHeld(config, client, jobTokenPaths, messages)));
     if (config.gitlab && client) all = await withOwnerKinds(config, config.gitlab, client, all, messages);
     const rows = all.map((c) => credentialRow(c, jobTokenPaths));
-    if (opts.json) process.stdout.write(`${JSON.stringify(rows.map((r) => withPolicy(r, runners)), null, 2)}\n`);
+    if (opts.json)
+      process.stdout.write(
+        `${JSON.stringify(
+          rows.map((r) => withPolicy(r, runners)),
+          null,
+          2,
+        )}\n`,
+      );
     else process.stdout.write(render(rows, runners));
   } finally {
     await client?.close();
@@ -77,7 +84,11 @@ function withPolicy(row: CredentialRow, runners: Runner[]): CredentialRow & { la
 
 async function gitlabClient(gitlab: GitlabConfig): Promise<GitlabClient> {
   const { GitlabClient } = await import("../gitlab/client.js");
-  return new GitlabClient({ url: gitlab.url, ...(gitlab.token ? { token: gitlab.token } : {}), ...(gitlab.ca !== undefined ? { ca: gitlab.ca } : {}) });
+  return new GitlabClient({
+    url: gitlab.url,
+    ...(gitlab.token ? { token: gitlab.token } : {}),
+    ...(gitlab.ca !== undefined ? { ca: gitlab.ca } : {}),
+  });
 }
 
 async function learnJobTokenPaths(config: Config, gitlab: GitlabConfig, client: GitlabClient): Promise<string[]> {
@@ -86,9 +97,16 @@ async function learnJobTokenPaths(config: Config, gitlab: GitlabConfig, client: 
 }
 
 /** The credentials GitLab holds in DOCKER_AUTH_CONFIG variables (`gitlab.variables`), each marked in use or shadowed. */
-async function gitlabHeld(config: Config, client: GitlabClient | undefined, jobTokenPaths: string[], messages: string[]): Promise<Credential[]> {
+async function gitlabHeld(
+  config: Config,
+  client: GitlabClient | undefined,
+  jobTokenPaths: string[],
+  messages: string[],
+): Promise<Credential[]> {
   if (!config.gitlab || !client) {
-    messages.push(`${config.file}: --gitlab needs a gitlab: section (url, token_file) to read the DOCKER_AUTH_CONFIG variables GitLab holds`);
+    messages.push(
+      `${config.file}: --gitlab needs a gitlab: section (url, token_file) to read the DOCKER_AUTH_CONFIG variables GitLab holds`,
+    );
     return [];
   }
   const { gitlabHeldCredentials } = await import("../gitlab/held.js");
@@ -102,7 +120,13 @@ async function gitlabHeld(config: Config, client: GitlabClient | undefined, jobT
   return held.credentials;
 }
 
-async function withOwnerKinds(config: Config, gitlab: GitlabConfig, client: GitlabClient, creds: Credential[], messages: string[]): Promise<Credential[]> {
+async function withOwnerKinds(
+  config: Config,
+  gitlab: GitlabConfig,
+  client: GitlabClient,
+  creds: Credential[],
+  messages: string[],
+): Promise<Credential[]> {
   const { checkCredential } = await import("../probes/credential-check.js");
   return Promise.all(
     creds.map(async (c) => {

@@ -27,7 +27,11 @@ export interface CredentialOptions extends HelperOptions {
 export async function runnerSources(runner: Runner, opts: CredentialOptions, dockerAuthConfig?: ResolvedSource): Promise<ResolvedSource[]> {
   const configs = await loadDockerConfigs(runner, opts.signal);
   const own = runner.dockerAuthConfig ? configs.slice(1) : configs;
-  const dac = dockerAuthConfig ? Promise.resolve(dockerAuthConfig) : runner.dockerAuthConfig && configs[0] ? resolveDockerConfig(runner, configs[0], opts) : undefined;
+  const dac = dockerAuthConfig
+    ? Promise.resolve(dockerAuthConfig)
+    : runner.dockerAuthConfig && configs[0]
+      ? resolveDockerConfig(runner, configs[0], opts)
+      : undefined;
   const sources = await Promise.all([...(dac ? [dac] : []), ...own.map((c) => resolveDockerConfig(runner, c, opts))]);
   if (opts.jobTokenPaths && opts.jobTokenPaths.length > 0) sources.push(jobTokenSource(runner, opts.jobTokenPaths));
   return sources;

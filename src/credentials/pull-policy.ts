@@ -11,5 +11,6 @@ import type { Runner } from "../types.js";
 export function cachedImagePolicy(runner: Pick<Runner, "pullPolicy">): string | undefined {
   const hiding = (runner.pullPolicy ?? []).filter((p) => p === "if-not-present" || p === "never");
   if (hiding.length === 0) return undefined;
-  return `pull_policy ${JSON.stringify(runner.pullPolicy)} uses cached images without any credential: a broken credential stays hidden until the cache is gone`;
+  const policy = JSON.stringify(runner.pullPolicy);
+  return `pull_policy ${policy} uses cached images without any credential: a broken credential stays hidden until the cache is gone`;
 }

@@ -104,10 +104,19 @@ function whyDropped(s: ResolvedSource, paths: string[]): Credential | undefined 
 /** Resolve one Docker config (a DOCKER_AUTH_CONFIG value or a config.json): auths, overridden by credsStore, overridden by credHelpers. */
 export async function resolveDockerConfig(runner: Runner, loaded: LoadedDockerConfig, opts: HelperOptions): Promise<ResolvedSource> {
   if (loaded.state === "broken") {
-    return { where: loaded.where, dropped: true, failure: failed(runner, loaded.where, "credential_invalid", loaded.message), answers: new Map() };
+    return {
+      where: loaded.where,
+      dropped: true,
+      failure: failed(runner, loaded.where, "credential_invalid", loaded.message),
+      answers: new Map(),
+    };
   }
   const { where, config } = loaded;
-  const layers = await Promise.all([helperAnswers(runner, where, config, opts), storeAnswers(runner, where, config, opts), authsAnswers(runner, where, config)]);
+  const layers = await Promise.all([
+    helperAnswers(runner, where, config, opts),
+    storeAnswers(runner, where, config, opts),
+    authsAnswers(runner, where, config),
+  ]);
   const failure = layers.find((l) => l.failure)?.failure;
   const answers = new Map<string, Answer[]>();
   let dropped = failure !== undefined;
@@ -125,7 +134,14 @@ export function jobTokenSource(runner: Runner, paths: readonly string[]): Resolv
   const answers = new Map<string, Answer[]>();
   for (const path of paths) {
     const source = `${JOB_TOKEN_SOURCE}#registry[${JSON.stringify(path)}]`;
-    const credential: Credential = { runner: runner.name, registry: hostOf(path), username: "gitlab-ci-token", kind: "job_token", secretType: "password", source };
+    const credential: Credential = {
+      runner: runner.name,
+      registry: hostOf(path),
+      username: "gitlab-ci-token",
+      kind: "job_token",
+      secretType: "password",
+      source,
+    };
     answers.set(path, [{ source, credential }]);
   }
   return { where: JOB_TOKEN_SOURCE, dropped: false, answers };
@@ -163,7 +179,8 @@ async function storeAnswers(runner: Runner, where: string, config: DockerConfigF
   const source = sourceOf(where, "credsStore");
   if (!isValidHelperName(store)) return { answers: [], failure: failed(runner, where, "credential_invalid", invalidHelper(source, store)) };
   const listed = await helperList(store, opts);
-  if (listed.kind === "failed") return { answers: [], failure: failed(runner, where, "helper_failed", `${source}: ${listed.message}`, store) };
+  if (listed.kind === "failed")
+    return { answers: [], failure: failed(runner, where, "helper_failed", `${source}: ${listed.message}`, store) };
   const answers: [string, Answer][] = [];
   for (const [path, keys] of byPath(Object.keys(listed.servers))) {
     for (const key of keys) {
@@ -179,7 +196,8 @@ async function helperAnswers(runner: Runner, where: string, config: DockerConfig
     entries.map(([key, helper]) => {
       const source = sourceOf(where, "credHelpers", key);
       // GitLab Runner refuses a helper name that is a path (and so the whole file); it is never run.
-      if (!isValidHelperName(helper)) return Promise.resolve(keyFailed(runner, key, source, "credential_invalid", invalidHelper(source, helper), helper));
+      if (!isValidHelperName(helper))
+        return Promise.resolve(keyFailed(runner, key, source, "credential_invalid", invalidHelper(source, helper), helper));
       return fromHelper(runner, helper, key, source, opts);
     }),
   );
@@ -192,7 +210,13 @@ async function helperAnswers(runner: Runner, where: string, config: DockerConfig
 }
 
 /** Ask a helper for one server URL; its "not found" is a key that holds nothing, as in Docker. */
-async function fromHelper(runner: Runner, helper: string, serverUrl: string, source: string, opts: HelperOptions): Promise<Credential | undefined> {
+async function fromHelper(
+  runner: Runner,
+  helper: string,
+  serverUrl: string,
+  source: string,
+  opts: HelperOptions,
+): Promise<Credential | undefined> {
   const answer = await helperGet(helper, serverUrl, opts);
   if (answer.kind === "not_found") return undefined;
   if (answer.kind === "failed") return keyFailed(runner, serverUrl, source, "helper_failed", `${source}: ${answer.message}`, helper);
@@ -211,8 +235,24 @@ async function fromHelper(runner: Runner, helper: string, serverUrl: string, sou
 }
 
 /** A key whose helper failed or may not run. */
-function keyFailed(runner: Runner, key: string, source: string, reason: "credential_invalid" | "helper_failed", message: string, helper: string): Credential {
-  return { runner: runner.name, registry: hostOf(keyPath(key)), username: "", kind: "unknown", secretType: "helper", source, helper, error: { reason, message } };
+function keyFailed(
+  runner: Runner,
+  key: string,
+  source: string,
+  reason: "credential_invalid" | "helper_failed",
+  message: string,
+  helper: string,
+): Credential {
+  return {
+    runner: runner.name,
+    registry: hostOf(keyPath(key)),
+    username: "",
+    kind: "unknown",
+    secretType: "helper",
+    source,
+    helper,
+    error: { reason, message },
+  };
 }
 
 function invalidHelper(source: string, helper: string): string {
@@ -220,7 +260,13 @@ function invalidHelper(source: string, helper: string): string {
 }
 
 /** The row for a dropped source: it stands for every registry, because it could have held any. */
-function failed(runner: Runner, where: string, reason: "credential_invalid" | "helper_failed", message: string, helper?: string): Credential {
+function failed(
+  runner: Runner,
+  where: string,
+  reason: "credential_invalid" | "helper_failed",
+  message: string,
+  helper?: string,
+): Credential {
   return {
     runner: runner.name,
     registry: ANY_REGISTRY,

@@ -53,7 +53,10 @@ export function heldFromCrawl(crawl: Crawl): Held {
     const source = variableSource(v);
     const below = projectsBelow(crawl, v);
     const mine = below.filter((p) => effective.get(p) === v);
-    const winner = mine.length === 0 && v.environmentScope === "*" ? below.map((p) => effective.get(p)).find((w) => w !== undefined && w !== v) : undefined;
+    const winner =
+      mine.length === 0 && v.environmentScope === "*"
+        ? below.map((p) => effective.get(p)).find((w) => w !== undefined && w !== v)
+        : undefined;
     if (winner) hiddenBy.set(name, variableSource(winner));
     views.push({
       runner: name,
@@ -119,7 +122,11 @@ function sameKey(c: Credential, winner: string): string {
 }
 
 /** `credentials --gitlab` without a `gitlab:` section (or without a token) has nothing to crawl. */
-export async function gitlabHeldCredentials(client: GitlabClient, gitlab: GitlabConfig, opts: CredentialOptions): Promise<{ credentials: Credential[]; errors: string[]; held: Held }> {
+export async function gitlabHeldCredentials(
+  client: GitlabClient,
+  gitlab: GitlabConfig,
+  opts: CredentialOptions,
+): Promise<{ credentials: Credential[]; errors: string[]; held: Held }> {
   const held = await crawlHeld(client, gitlab, opts.signal);
   return { credentials: await heldCredentials(held, opts), errors: held.errors, held };
 }
@@ -141,7 +148,14 @@ function unreadable(view: HeldVariableView): Credential {
 
 /** A holder as a runner: its DOCKER_AUTH_CONFIG is the only source; probes go direct (no engine stands behind a variable). */
 function holderRunner(name: string, source: string, value: string | null): Runner {
-  return { name, mode: "direct", source, dockerHost: "unix:///var/run/docker.sock", images: [], ...(value !== null ? { dockerAuthConfig: { value, source } } : {}) };
+  return {
+    name,
+    mode: "direct",
+    source,
+    dockerHost: "unix:///var/run/docker.sock",
+    images: [],
+    ...(value !== null ? { dockerAuthConfig: { value, source } } : {}),
+  };
 }
 
 export function variableRunner(v: HeldVariable): string {
@@ -167,7 +181,11 @@ function effectiveByProject(crawl: Crawl): Map<string, HeldVariable> {
   const out = new Map<string, HeldVariable>();
   for (const p of crawl.projects) {
     let found = byHolder.get(`project:${p.path}`);
-    for (let g = p.groupId === null ? undefined : groups.get(p.groupId); !found && g; g = g.parentId === null ? undefined : groups.get(g.parentId)) {
+    for (
+      let g = p.groupId === null ? undefined : groups.get(p.groupId);
+      !found && g;
+      g = g.parentId === null ? undefined : groups.get(g.parentId)
+    ) {
       found = byHolder.get(`group:${g.fullPath}`);
     }
     found ??= byHolder.get("instance:");

@@ -22,7 +22,11 @@ export function dependencyProxyPath(url: string): string {
  * undefined when the instance has no registry or no project this token sees.
  */
 export async function learnRegistryHost(client: GitlabClient, signal: AbortSignal): Promise<string | undefined> {
-  const projects = await client.request("GET", "/projects", { signal, schema: projectPrefixSchema, query: { per_page: 1, order_by: "id", sort: "asc" } });
+  const projects = await client.request("GET", "/projects", {
+    signal,
+    schema: projectPrefixSchema,
+    query: { per_page: 1, order_by: "id", sort: "asc" },
+  });
   const prefix = projects[0]?.container_registry_image_prefix;
   if (!prefix) return undefined;
   return normalizeRegistry(prefix.split("/")[0] ?? prefix);
@@ -36,7 +40,12 @@ const learnt = new Map<string, { at: number; host: string | undefined }>();
  * interval) and its dependency proxy. A failed question leaves the registry
  * out; the dependency proxy is always known.
  */
-export async function jobTokenPaths(gitlab: GitlabConfig, client: () => GitlabClient, signal: AbortSignal, now = Date.now()): Promise<string[]> {
+export async function jobTokenPaths(
+  gitlab: GitlabConfig,
+  client: () => GitlabClient,
+  signal: AbortSignal,
+  now = Date.now(),
+): Promise<string[]> {
   let host = gitlab.registry;
   if (host === undefined) {
     const cached = learnt.get(gitlab.url);

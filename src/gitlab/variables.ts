@@ -17,23 +17,39 @@ const PER_PAGE = 100;
 /** Requests in flight at once during a crawl; the budget decides the rate, this only bounds the sockets. */
 const PARALLEL = 8;
 
-const bool = z.boolean().nullish().transform((b) => b ?? false);
+const bool = z
+  .boolean()
+  .nullish()
+  .transform((b) => b ?? false);
 
 /** A CI/CD variable as doc/api/project_level_variables.md, group_level_variables.md and instance_level_ci_variables.md give it. */
 const variableSchema = z.looseObject({
   key: z.string(),
   // A hidden variable's value is not returned (null), and an instance variable has no environment_scope.
   value: z.string().nullable(),
-  variable_type: z.string().nullish().transform((t) => t ?? "env_var"),
+  variable_type: z
+    .string()
+    .nullish()
+    .transform((t) => t ?? "env_var"),
   protected: bool,
   masked: bool,
   hidden: bool,
   raw: bool,
-  environment_scope: z.string().nullish().transform((s) => s ?? "*"),
+  environment_scope: z
+    .string()
+    .nullish()
+    .transform((s) => s ?? "*"),
 });
 const variableListSchema = z.array(variableSchema);
 
-const groupSchema = z.looseObject({ id: z.number(), full_path: z.string(), parent_id: z.number().nullish().transform((p) => p ?? null) });
+const groupSchema = z.looseObject({
+  id: z.number(),
+  full_path: z.string(),
+  parent_id: z
+    .number()
+    .nullish()
+    .transform((p) => p ?? null),
+});
 const groupListSchema = z.array(groupSchema);
 const projectSchema = z.looseObject({
   id: z.number(),
@@ -100,8 +116,12 @@ export async function crawlVariables(client: GitlabClient, target: CrawlTarget, 
   const errors: string[] = [];
   const { groups, projects } = target === true ? await everything(ctx, errors) : await listed(ctx, target, errors);
   const instance = await holderVariables(ctx, { kind: "instance", path: "" }, "/admin/ci/variables", errors);
-  const fromGroups = await inParallel(groups, (g) => holderVariables(ctx, { kind: "group", path: g.fullPath }, `/groups/${g.id}/variables`, errors));
-  const fromProjects = await inParallel(projects, (p) => holderVariables(ctx, { kind: "project", path: p.path }, `/projects/${p.id}/variables`, errors));
+  const fromGroups = await inParallel(groups, (g) =>
+    holderVariables(ctx, { kind: "group", path: g.fullPath }, `/groups/${g.id}/variables`, errors),
+  );
+  const fromProjects = await inParallel(projects, (p) =>
+    holderVariables(ctx, { kind: "project", path: p.path }, `/projects/${p.id}/variables`, errors),
+  );
   const variables = [...instance, ...fromGroups.flat(), ...fromProjects.flat()];
   return { groups, projects, variables, errors, requests: ctx.requests };
 }
@@ -109,19 +129,36 @@ export async function crawlVariables(client: GitlabClient, target: CrawlTarget, 
 async function everything(ctx: Ctx, errors: string[]): Promise<{ groups: CrawledGroup[]; projects: CrawledProject[] }> {
   const groups = await listAll(ctx, "/groups", { all_available: true }, groupListSchema, errors);
   // Keyset pagination where GitLab offers it: the projects list, ordered by id.
-  const projects = await listAll(ctx, "/projects", { simple: true, pagination: "keyset", order_by: "id", sort: "asc" }, projectListSchema, errors);
+  const projects = await listAll(
+    ctx,
+    "/projects",
+    { simple: true, pagination: "keyset", order_by: "id", sort: "asc" },
+    projectListSchema,
+    errors,
+  );
   return { groups: (groups ?? []).map(toGroup), projects: (projects ?? []).map(toProject) };
 }
 
 /** Listed paths: a group brings its ancestors (their variables apply below), its descendants and its projects; a project its groups. */
-async function listed(ctx: Ctx, paths: readonly string[], errors: string[]): Promise<{ groups: CrawledGroup[]; projects: CrawledProject[] }> {
+async function listed(
+  ctx: Ctx,
+  paths: readonly string[],
+  errors: string[],
+): Promise<{ groups: CrawledGroup[]; projects: CrawledProject[] }> {
   const groups = new Map<number, CrawledGroup>();
   const projects = new Map<number, CrawledProject>();
   for (const path of paths) {
     const group = await getOne(ctx, `/groups/${encodeURIComponent(path)}`, groupSchema);
     if (group) {
-      for (const g of [group, ...((await listAll(ctx, `/groups/${group.id}/descendant_groups`, {}, groupListSchema, errors)) ?? [])]) groups.set(g.id, toGroup(g));
-      const below = await listAll(ctx, `/groups/${group.id}/projects`, { include_subgroups: true, simple: true }, projectListSchema, errors);
+      for (const g of [group, ...((await listAll(ctx, `/groups/${group.id}/descendant_groups`, {}, groupListSchema, errors)) ?? [])])
+        groups.set(g.id, toGroup(g));
+      const below = await listAll(
+        ctx,
+        `/groups/${group.id}/projects`,
+        { include_subgroups: true, simple: true },
+        projectListSchema,
+        errors,
+      );
       for (const p of below ?? []) projects.set(p.id, toProject(p));
       await addAncestors(ctx, group.full_path, groups);
       continue;
@@ -169,16 +206,31 @@ async function holderVariables(ctx: Ctx, holder: Holder, path: string, errors: s
     });
 }
 
-/** Every page of a list: `Link: <…>; rel="next"` (keyset) or `x-next-page` (offset). Undefined, with an error line, when it cannot be read. */
-async function listAll<T>(ctx: Ctx, path: string, query: Record<string, string | number | boolean>, schema: z.ZodType<T[]>, errors: string[], holder?: Holder): Promise<T[] | undefined> {
+/**
+ * Every page of a list: `Link: <…>; rel="next"` (keyset) or `x-next-page` (offset).
+ * Undefined, with an error line, when it cannot be read.
+ */
+async function listAll<T>(
+  ctx: Ctx,
+  path: string,
+  query: Record<string, string | number | boolean>,
+  schema: z.ZodType<T[]>,
+  errors: string[],
+  holder?: Holder,
+): Promise<T[] | undefined> {
   const out: T[] = [];
-  let next: { path: string; query: Record<string, string | number | boolean> } | undefined = { path, query: { per_page: PER_PAGE, ...query } };
+  let next: { path: string; query: Record<string, string | number | boolean> } | undefined = {
+    path,
+    query: { per_page: PER_PAGE, ...query },
+  };
   while (next) {
     const page: { path: string; query: Record<string, string | number | boolean> } = next;
     let headers: Record<string, string | string[] | undefined> = {};
     try {
       ctx.requests++;
-      out.push(...(await ctx.client.request("GET", page.path, { signal: ctx.signal, schema, query: page.query, onHeaders: (h) => (headers = h) })));
+      out.push(
+        ...(await ctx.client.request("GET", page.path, { signal: ctx.signal, schema, query: page.query, onHeaders: (h) => (headers = h) })),
+      );
     } catch (err) {
       ctx.signal.throwIfAborted();
       errors.push(`${holder ? `${holderName(holder)}: ` : ""}${err instanceof Error ? err.message : String(err)}`);
@@ -194,7 +246,10 @@ function nextPage(
   headers: Record<string, string | string[] | undefined>,
 ): { path: string; query: Record<string, string | number | boolean> } | undefined {
   const link = first(headers.link);
-  const rel = link?.split(",").map((p) => /<([^>]+)>\s*;\s*rel="?next"?/.exec(p.trim())?.[1]).find((u) => u !== undefined);
+  const rel = link
+    ?.split(",")
+    .map((p) => /<([^>]+)>\s*;\s*rel="?next"?/.exec(p.trim())?.[1])
+    .find((u) => u !== undefined);
   if (rel !== undefined) {
     const url = new URL(rel);
     const at = url.pathname.indexOf("/api/v4/");

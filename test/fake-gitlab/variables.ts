@@ -75,7 +75,14 @@ export class VariablesState {
     const slash = fullPath.lastIndexOf("/");
     const parent = slash === -1 ? null : this.addGroup(fullPath.slice(0, slash));
     const path = fullPath.slice(slash + 1);
-    const group: FakeGroup = { id: this.#nextGroup++, name: path, path, fullPath, parentId: parent?.id ?? null, createdAt: new Date().toISOString() };
+    const group: FakeGroup = {
+      id: this.#nextGroup++,
+      name: path,
+      path,
+      fullPath,
+      parentId: parent?.id ?? null,
+      createdAt: new Date().toISOString(),
+    };
     this.groups.set(group.id, group);
     this.groupsByPath.set(fullPath, group);
     return group;
@@ -134,7 +141,11 @@ export function variablesState(state: GitlabState): VariablesState {
 /** The routes of this file; false for any other path. Called after the rate-limit plan has had its say. */
 export function handleVariablesApi(state: GitlabState, req: IncomingMessage, res: ServerResponse, url: URL): boolean {
   if ((req.method ?? "GET") !== "GET") return false;
-  const segments = url.pathname.slice("/api/v4".length).split("/").slice(1).map((s) => decodeURIComponent(s));
+  const segments = url.pathname
+    .slice("/api/v4".length)
+    .split("/")
+    .slice(1)
+    .map((s) => decodeURIComponent(s));
   const route = routeOf(segments);
   if (route === undefined) return false;
   const user = authenticate(state, req);
@@ -155,8 +166,14 @@ export function handleVariablesApi(state: GitlabState, req: IncomingMessage, res
     const group = id === undefined ? undefined : v.findGroup(id);
     if (!group) return send(res, 404, { message: "404 Group Not Found" });
     if (route === "groups/:id") return send(res, 200, groupEntity(group, origin));
-    if (route === "groups/:id/descendant_groups") return page(descendants(v, group).sort(byName).map((g) => groupEntity(g, origin)));
-    if (route === "groups/:id/projects") return page(projectsOf(v, projectsUnder(v, group, url.searchParams.get("include_subgroups") === "true"), origin, true));
+    if (route === "groups/:id/descendant_groups")
+      return page(
+        descendants(v, group)
+          .sort(byName)
+          .map((g) => groupEntity(g, origin)),
+      );
+    if (route === "groups/:id/projects")
+      return page(projectsOf(v, projectsUnder(v, group, url.searchParams.get("include_subgroups") === "true"), origin, true));
     if (!user.isAdmin) return send(res, 403, { message: "403 Forbidden" });
     return page((v.groupVariables.get(group.id) ?? []).map(variableEntity));
   }
@@ -171,7 +188,8 @@ function routeOf(s: string[]): string | undefined {
   const joined = s.join("/");
   if (joined === "groups" || joined === "projects" || joined === "admin/ci/variables") return joined;
   if (s[0] === "groups" && s.length === 2) return "groups/:id";
-  if (s[0] === "groups" && s.length === 3 && ["descendant_groups", "projects", "variables"].includes(s[2] ?? "")) return `groups/:id/${s[2]}`;
+  if (s[0] === "groups" && s.length === 3 && ["descendant_groups", "projects", "variables"].includes(s[2] ?? ""))
+    return `groups/:id/${s[2]}`;
   if (s[0] === "projects" && s.length === 2) return "projects/:id";
   if (s[0] === "projects" && s.length === 3 && s[2] === "variables") return "projects/:id/variables";
   return undefined;
@@ -227,11 +245,23 @@ function projectEntity(v: VariablesState, p: FakeProject, origin: string, simple
     default_branch: "main",
     web_url: `${origin}/${p.path}`,
     namespace: group
-      ? { id: group.id, name: group.name, path: group.path, kind: "group", full_path: group.fullPath, parent_id: group.parentId, web_url: `${origin}/groups/${group.fullPath}` }
+      ? {
+          id: group.id,
+          name: group.name,
+          path: group.path,
+          kind: "group",
+          full_path: group.fullPath,
+          parent_id: group.parentId,
+          web_url: `${origin}/groups/${group.fullPath}`,
+        }
       : { id: 1, name: "root", path: "root", kind: "user", full_path: "root", parent_id: null, web_url: `${origin}/root` },
   };
   if (simple) return basic;
-  return { ...basic, container_registry_enabled: v.registryHost !== null, container_registry_image_prefix: v.registryHost === null ? null : `${v.registryHost}/${p.path}` };
+  return {
+    ...basic,
+    container_registry_enabled: v.registryHost !== null,
+    container_registry_image_prefix: v.registryHost === null ? null : `${v.registryHost}/${p.path}`,
+  };
 }
 
 /** Group and project variables; a hidden one's value is never returned. */
@@ -251,7 +281,15 @@ function variableEntity(x: FakeVariable) {
 
 /** Instance variables have no environment scope and cannot be hidden. */
 function instanceVariableEntity(x: FakeVariable) {
-  return { key: x.key, variable_type: x.variable_type, value: x.value, protected: x.protected, masked: x.masked, raw: x.raw, description: x.description };
+  return {
+    key: x.key,
+    variable_type: x.variable_type,
+    value: x.value,
+    protected: x.protected,
+    masked: x.masked,
+    raw: x.raw,
+    description: x.description,
+  };
 }
 
 // ---- plumbing -------------------------------------------------------------

@@ -14,7 +14,8 @@ import { testSigningKey } from "../../helpers/gitlab.js";
 let fake: FakeGitlab;
 let token: string;
 
-const dac = (user: string, host = "registry.example.jp") => JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${user}:${user}-secret-77`).toString("base64") } } });
+const dac = (user: string, host = "registry.example.jp") =>
+  JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${user}:${user}-secret-77`).toString("base64") } } });
 
 beforeAll(async () => {
   fake = await startFakeGitlab(testSigningKey());
@@ -26,8 +27,20 @@ beforeAll(async () => {
   v.addVariable({ holder: "instance", key: "DOCKER_AUTH_CONFIG", value: dac("instance-bot") });
   v.addVariable({ holder: "group", path: "acme/platform", key: "DOCKER_AUTH_CONFIG", value: dac("t.yamada"), masked: true });
   v.addVariable({ holder: "group", path: "acme/platform", key: "OTHER", value: "x" });
-  v.addVariable({ holder: "project", path: "acme/platform/build/p007", key: "DOCKER_AUTH_CONFIG", value: dac("gitlab+deploy-token-7"), protected: true });
-  v.addVariable({ holder: "project", path: "acme/platform/build/p008", key: "DOCKER_AUTH_CONFIG", value: dac("staging-bot"), environment_scope: "staging" });
+  v.addVariable({
+    holder: "project",
+    path: "acme/platform/build/p007",
+    key: "DOCKER_AUTH_CONFIG",
+    value: dac("gitlab+deploy-token-7"),
+    protected: true,
+  });
+  v.addVariable({
+    holder: "project",
+    path: "acme/platform/build/p008",
+    key: "DOCKER_AUTH_CONFIG",
+    value: dac("staging-bot"),
+    environment_scope: "staging",
+  });
   v.addVariable({ holder: "group", path: "acme/web", key: "DOCKER_AUTH_CONFIG", value: dac("hidden-user"), hidden: true });
 });
 
@@ -45,7 +58,17 @@ describe("crawlVariables reads DOCKER_AUTH_CONFIG from the instance, every group
     expect(crawl.errors).toEqual([]);
     expect(crawl.projects).toHaveLength(207);
     expect(crawl.groups.map((g) => g.fullPath).sort()).toEqual(["acme", "acme/platform", "acme/platform/build", "acme/web", "other"]);
-    expect(crawl.variables.map((v) => [v.holder.kind, v.holder.path, v.value === null ? null : "value", v.masked, v.hidden, v.protected, v.environmentScope])).toEqual([
+    expect(
+      crawl.variables.map((v) => [
+        v.holder.kind,
+        v.holder.path,
+        v.value === null ? null : "value",
+        v.masked,
+        v.hidden,
+        v.protected,
+        v.environmentScope,
+      ]),
+    ).toEqual([
       ["instance", "", "value", false, false, false, "*"],
       ["group", "acme/platform", "value", true, false, false, "*"],
       ["group", "acme/web", null, true, true, false, "*"],
@@ -73,7 +96,15 @@ describe("crawlVariables reads DOCKER_AUTH_CONFIG from the instance, every group
     const creds = await heldCredentials(held, { signal: AbortSignal.timeout(10_000), helperTimeoutMs: 1000 });
     expect(creds.map((c) => [c.runner, c.username, c.source, c.inUse, c.shadowedBy, c.environmentScope, c.error?.reason])).toEqual([
       ["gitlab:instance", "instance-bot", `gitlab:instance#DOCKER_AUTH_CONFIG#auths["registry.example.jp"]`, true, null, "*", undefined],
-      ["gitlab:group/acme/platform", "t.yamada", `gitlab:group/acme/platform#DOCKER_AUTH_CONFIG#auths["registry.example.jp"]`, true, null, "*", undefined],
+      [
+        "gitlab:group/acme/platform",
+        "t.yamada",
+        `gitlab:group/acme/platform#DOCKER_AUTH_CONFIG#auths["registry.example.jp"]`,
+        true,
+        null,
+        "*",
+        undefined,
+      ],
       ["gitlab:group/acme/web", "", "gitlab:group/acme/web#DOCKER_AUTH_CONFIG", false, null, "*", "credential_missing"],
       [
         "gitlab:project/acme/platform/build/p007",
@@ -141,14 +172,24 @@ describe("crawlVariables reads DOCKER_AUTH_CONFIG from the instance, every group
     expect(denied.variables).toEqual([]);
     expect(denied.errors).toEqual([
       "gitlab:instance: GET /api/v4/admin/ci/variables: HTTP 403: 403 Forbidden",
-      "gitlab:group/other: GET /api/v4/groups/:id/variables: HTTP 403: 403 Forbidden".replace(":id", String(variablesState(fake.state).findGroup("other")?.id)),
-      "gitlab:project/other/tool: GET /api/v4/projects/:id/variables: HTTP 403: 403 Forbidden".replace(":id", String(variablesState(fake.state).findProject("other/tool")?.id)),
+      "gitlab:group/other: GET /api/v4/groups/:id/variables: HTTP 403: 403 Forbidden".replace(
+        ":id",
+        String(variablesState(fake.state).findGroup("other")?.id),
+      ),
+      "gitlab:project/other/tool: GET /api/v4/projects/:id/variables: HTTP 403: 403 Forbidden".replace(
+        ":id",
+        String(variablesState(fake.state).findProject("other/tool")?.id),
+      ),
     ]);
   });
 
   test("every request of a crawl takes a slot of the API budget and is counted by its route template", async () => {
     const sent: string[] = [];
-    const budget = new GitlabBudget({ requestsPerMinute: 600, cacheTtlMs: 60_000, onRequest: (endpoint, code) => sent.push(`${endpoint} ${code}`) });
+    const budget = new GitlabBudget({
+      requestsPerMinute: 600,
+      cacheTtlMs: 60_000,
+      onRequest: (endpoint, code) => sent.push(`${endpoint} ${code}`),
+    });
     const crawl = await crawlVariables(client(budget), ["other"], AbortSignal.timeout(30_000));
     expect(crawl.requests).toBe(6);
     expect(sent.sort()).toEqual([
@@ -167,7 +208,13 @@ describe("crawlVariables reads DOCKER_AUTH_CONFIG from the instance, every group
     expect(await jobTokenPaths(gitlab, () => client(), AbortSignal.timeout(10_000))).toEqual([proxy]);
     variablesState(fake.state).registryHost = "registry.acme.example:5050";
     // Asked again only after gitlab.interval: a fresh URL key stands for a later round here.
-    expect(await jobTokenPaths({ ...gitlab, url: `${fake.url}/` }, () => client(), AbortSignal.timeout(10_000))).toEqual(["registry.acme.example:5050", proxy]);
-    expect(await jobTokenPaths({ ...gitlab, registry: "registry.set.example" }, () => client(), AbortSignal.timeout(10_000))).toEqual(["registry.set.example", proxy]);
+    expect(await jobTokenPaths({ ...gitlab, url: `${fake.url}/` }, () => client(), AbortSignal.timeout(10_000))).toEqual([
+      "registry.acme.example:5050",
+      proxy,
+    ]);
+    expect(await jobTokenPaths({ ...gitlab, registry: "registry.set.example" }, () => client(), AbortSignal.timeout(10_000))).toEqual([
+      "registry.set.example",
+      proxy,
+    ]);
   });
 });

@@ -79,7 +79,11 @@ const cases: Case[] = [
   },
   {
     name: "credsStore overrides the inline auth; credHelpers overrides both",
-    file: { credsStore: "cipt", credHelpers: { "a.example.jp": "cipt" }, auths: { "b.example.jp": pw("inline-b"), "a.example.jp": pw("inline-a") } },
+    file: {
+      credsStore: "cipt",
+      credHelpers: { "a.example.jp": "cipt" },
+      auths: { "b.example.jp": pw("inline-b"), "a.example.jp": pw("inline-a") },
+    },
     store: { "a.example.jp": { Username: "store-a", Secret: "s-a-1" }, "b.example.jp": { Username: "store-b", Secret: "s-b-1" } },
     image: "b.example.jp/x:1",
     pulledAs: "store-b",
@@ -144,7 +148,13 @@ describe("the effective credential (SPEC.md, Which credential a runner uses)", (
       ...(c.env ? { dockerAuthConfig: { value: JSON.stringify(c.env), source: ENV } } : {}),
     });
     const opts = { ...helperOpts({ servers: c.store ?? {} }), ...(c.jobToken ? { jobTokenPaths: c.jobToken } : {}) };
-    const rel = (s: string | null | undefined) => (s ?? null) && (s ?? "").split(ENV).join("ENV").split(file ?? "\0").join("FILE");
+    const rel = (s: string | null | undefined) =>
+      (s ?? null) &&
+      (s ?? "")
+        .split(ENV)
+        .join("ENV")
+        .split(file ?? "\0")
+        .join("FILE");
     const creds = await runnerCredentials(runner, opts);
     expect(creds.map((x) => [x.path, x.username, x.inUse, rel(x.shadowedBy)])).toEqual(c.listed);
     const used = await credentialFor(runner, c.image, opts);

@@ -17,7 +17,17 @@ const projects = [
 ];
 
 function v(kind: HolderKind, path: string, extra: Partial<HeldVariable> = {}): HeldVariable {
-  return { holder: { kind, path }, value: "{}", variableType: "env_var", protected: false, masked: false, hidden: false, raw: false, environmentScope: "*", ...extra };
+  return {
+    holder: { kind, path },
+    value: "{}",
+    variableType: "env_var",
+    protected: false,
+    masked: false,
+    hidden: false,
+    raw: false,
+    environmentScope: "*",
+    ...extra,
+  };
 }
 
 interface Case {
@@ -41,11 +51,20 @@ const cases: Case[] = [
   {
     name: "the nearest group up the chain wins over its parents",
     variables: [v("group", "acme"), v("group", "acme/platform"), v("group", "acme/platform/build")],
-    want: { "gitlab:group/acme": [1, null], "gitlab:group/acme/platform": [0, "gitlab:group/acme/platform/build#DOCKER_AUTH_CONFIG"], "gitlab:group/acme/platform/build": [2, null] },
+    want: {
+      "gitlab:group/acme": [1, null],
+      "gitlab:group/acme/platform": [0, "gitlab:group/acme/platform/build#DOCKER_AUTH_CONFIG"],
+      "gitlab:group/acme/platform/build": [2, null],
+    },
   },
   {
     name: "a project's own value beats every group's and the instance's",
-    variables: [v("instance", ""), v("group", "acme/platform/build"), v("project", "acme/platform/build/api"), v("project", "acme/platform/build/web")],
+    variables: [
+      v("instance", ""),
+      v("group", "acme/platform/build"),
+      v("project", "acme/platform/build/api"),
+      v("project", "acme/platform/build/web"),
+    ],
     want: {
       "gitlab:instance": [1, null],
       "gitlab:group/acme/platform/build": [0, "gitlab:project/acme/platform/build/api#DOCKER_AUTH_CONFIG"],
