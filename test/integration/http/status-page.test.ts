@@ -111,7 +111,7 @@ test("chromium without JavaScript shows the failing probes first, with /status's
     expect(facts?.last_success).not.toBeNull();
     const card = cards.filter({ hasText: `${probe} base-runner → ${target}` });
     const since = await card.locator(".since").innerText();
-    expect(since).toMatch(new RegExp(`^failing since ${escape(time(facts?.failing_since ?? ""))} \\((\\d+)s\\), last success ${escape(time(facts?.last_success ?? ""))}$`));
+    expect(since).toMatch(new RegExp(`^failing since ${reEscape(time(facts?.failing_since ?? ""))} \\((\\d+)s\\), last success ${reEscape(time(facts?.last_success ?? ""))}$`));
     expect(await card.locator(".words").innerText()).toBe(
       "The registry refused the credential (401): the password or token is wrong, revoked or expired, or its owner is blocked. runbook ↗".replace(" ↗", ""),
     );
@@ -136,7 +136,7 @@ test("chromium without JavaScript shows the failing probes first, with /status's
   for (const secret of [yamada.password, Buffer.from(`${yamada.username}:${yamada.password}`).toString("base64")]) expect(body).not.toContain(secret);
 });
 
-function escape(text: string): string {
+function reEscape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
