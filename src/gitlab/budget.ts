@@ -61,7 +61,10 @@ export class GitlabBudget {
         return;
       }
       if (waitMs > timeLeft(signal)) {
-        const why = this.#pausedUntil > now ? "GitLab asked to wait (Retry-After or RateLimit-Remaining 0)" : `GitLab API budget spent (${this.#opts.requestsPerMinute} requests a minute)`;
+        const why =
+          this.#pausedUntil > now
+            ? "GitLab asked to wait (Retry-After or RateLimit-Remaining 0)"
+            : `GitLab API budget spent (${this.#opts.requestsPerMinute} requests a minute)`;
         throw new ProbeError("rate_limited", `${endpoint}: ${why}; next slot in ${Math.ceil(waitMs / 1000)}s`);
       }
       await sleep(waitMs, signal);

@@ -137,7 +137,16 @@ export class AuthBackoff {
   }
 
   #firstContact(key: string, registry: string, intervalMs: number, now: number): Attempt {
-    const entry: Entry = { registry, state: "accepted", failures: 0, delayMs: intervalMs, nextAttemptAt: now, reason: "unknown", error: "", usedAt: now };
+    const entry: Entry = {
+      registry,
+      state: "accepted",
+      failures: 0,
+      delayMs: intervalMs,
+      nextAttemptAt: now,
+      reason: "unknown",
+      error: "",
+      usedAt: now,
+    };
     this.#entries.set(key, entry);
     this.#evict();
     return this.#track(key, registry, intervalMs, now, entry, true);

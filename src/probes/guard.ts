@@ -80,7 +80,8 @@ export async function guardedProbe<S>(harm: NoHarm | undefined, g: GuardedProbe<
     // The probe resolves it again and reports why it failed.
     return g.run(ctx);
   }
-  const secretKey = credential?.secret !== undefined && credential.error === undefined ? backoffKey(registry, credential.username, credential.secret) : undefined;
+  const usable = credential?.secret !== undefined && credential.error === undefined ? credential : undefined;
+  const secretKey = usable ? backoffKey(registry, usable.username, usable.secret) : undefined;
   const attempt = () => backedOff(harm, g, ctx, registry, secretKey, credential);
   try {
     if (g.runner.mode !== "direct" || g.probe === "canary") return await attempt();
@@ -111,7 +112,14 @@ function probeIdentity<S>(g: GuardedProbe<S>, registry: string, secretKey: strin
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 32);
 }
 
-async function backedOff<S>(harm: NoHarm, g: GuardedProbe<S>, ctx: ProbeContext<S>, registry: string, key: string | undefined, credential: Credential | undefined): Promise<ProbeResult> {
+async function backedOff<S>(
+  harm: NoHarm,
+  g: GuardedProbe<S>,
+  ctx: ProbeContext<S>,
+  registry: string,
+  key: string | undefined,
+  credential: Credential | undefined,
+): Promise<ProbeResult> {
   if (harm.onRateLimit) ctx.onRateLimit = harm.onRateLimit;
   if (key === undefined) return g.run(ctx);
   const gate = await harm.backoff.enter(key, registry, g.intervalMs, g.signal);
@@ -137,7 +145,8 @@ function isAuthReason(result: ProbeResult): boolean {
  */
 function outcomeOf(result: ProbeResult, refused: boolean): AttemptOutcome {
   if (refused && result.reason !== undefined) return { kind: "refused", reason: result.reason, error: result.error ?? "" };
-  if (result.success || result.reason === "not_found" || result.reason === "digest_mismatch" || isAuthReason(result)) return { kind: "accepted" };
+  const tookIt = result.success || result.reason === "not_found" || result.reason === "digest_mismatch" || isAuthReason(result);
+  if (tookIt) return { kind: "accepted" };
   return { kind: "inconclusive" };
 }
 
@@ -149,7 +158,8 @@ function outcomeOf(result: ProbeResult, refused: boolean): AttemptOutcome {
 function heldResult<S>(g: GuardedProbe<S>, registry: string, held: Held, credential: Credential | undefined): ProbeResult {
   const at = new Date(held.nextAttemptAt).toISOString();
   const log = new ProbeLog();
-  const message = `backing off, next attempt at ${at} (${registry} refused this credential ${held.failures} time${held.failures === 1 ? "" : "s"} in a row: ${held.error})`;
+  const times = `${held.failures} time${held.failures === 1 ? "" : "s"}`;
+  const message = `backing off, next attempt at ${at} (${registry} refused this credential ${times} in a row: ${held.error})`;
   log.step(message);
   return {
     probe: g.probe,
@@ -200,7 +210,13 @@ export class SharedResults {
     this.#max = max;
   }
 
-  async run(identity: string, runner: string, freshMs: number, signal: AbortSignal, fn: () => Promise<ProbeResult>): Promise<{ result: ProbeResult; ranBy: string }> {
+  async run(
+    identity: string,
+    runner: string,
+    freshMs: number,
+    signal: AbortSignal,
+    fn: () => Promise<ProbeResult>,
+  ): Promise<{ result: ProbeResult; ranBy: string }> {
     const now = Date.now();
     const entry = this.#entries.get(identity);
     if (entry !== undefined && entry.ranBy !== runner && now - entry.startedAt < freshMs) {
