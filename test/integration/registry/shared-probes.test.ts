@@ -39,9 +39,10 @@ function configFor(names: string[]): Config {
   return testConfig({ runners, images: [image], concurrency: 8 });
 }
 
+/** Tokens /jwt/auth issued to this test's user (other tests use the realm at the same time). */
 async function jwtRequests(): Promise<number> {
-  const res = await fetch(`${services.gitlab.url}/-/test/requests?path=/jwt/auth`, { signal: AbortSignal.timeout(5000) });
-  return ((await res.json()) as unknown[]).length;
+  const res = await fetch(`${services.gitlab.url}/-/test/log?event=jwt_issued`, { signal: AbortSignal.timeout(5000) });
+  return ((await res.json()) as { username: string }[]).filter((e) => e.username === user.username).length;
 }
 
 /** One round as `once` runs it, with the daemon's no-harm state kept across rounds; what the proxy and the token realm saw. */
@@ -98,8 +99,14 @@ describe("identical direct probes of two runners", () => {
     const otherFile = writeDockerConfig(join(dir, ".docker"), { [proxy.host]: other });
     const config = configFor(["runner-a"]);
     config.runners.push({ source: "test#runners[1]", name: "runner-c", dockerConfig: otherFile, mode: "direct", fresh: false });
+    const issued = async () => {
+      const res = await fetch(`${services.gitlab.url}/-/test/log?event=jwt_issued`, { signal: AbortSignal.timeout(5000) });
+      return ((await res.json()) as { username: string }[]).filter((e) => e.username === other.username).length;
+    };
+    const before = await issued();
     const { results, tokens } = await round(config, new NoHarm({}));
     expect(results.filter((r) => r.sharedWith !== undefined)).toEqual([]);
-    expect(tokens).toBe(4);
+    // Each secret authenticates on its own: two tokens (login, pull) for each user.
+    expect([tokens, (await issued()) - before]).toEqual([2, 2]);
   });
 });
