@@ -1,6 +1,6 @@
 import { addAbortSignal, type Readable } from "node:stream";
 import { formatImageRef, parseImageRef } from "../image.js";
-import { ProbeError } from "../reasons.js";
+import { jsonWithSchema } from "../json.js";
 import { engineError, DaemonError, type Docker } from "./client.js";
 import { registryAuthHeader, type EngineAuth } from "./auth.js";
 import { progressEventSchema, type ProgressEvent } from "./schema.js";
@@ -63,15 +63,10 @@ export async function scanProgress(stream: AsyncIterable<Buffer | string>, name:
 function parseEvent(line: string, name: string): ProgressEvent | undefined {
   const text = line.trim();
   if (text === "") return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new ProbeError("bad_response", `pull ${name}: the progress stream carried a line that is not JSON`);
-  }
-  const parsed = progressEventSchema.safeParse(json);
-  if (!parsed.success) throw new ProbeError("bad_response", `pull ${name}: the progress stream carried an event of an unknown shape`);
-  return parsed.data;
+  return jsonWithSchema(text, progressEventSchema, {
+    notJson: `pull ${name}: the progress stream carried a line that is not JSON`,
+    badShape: () => `pull ${name}: the progress stream carried an event of an unknown shape`,
+  });
 }
 
 function countEvent(event: ProgressEvent | undefined, layers: Map<string, { current: number; total: number }>, name: string): void {

@@ -5,6 +5,7 @@ import { silentLogger, type Logger } from "../log.js";
 import { HttpStatusError, ProbeError } from "../reasons.js";
 import type { Secret } from "../secret.js";
 import { type GitlabBudget, lookupKey, routeTemplate } from "./budget.js";
+import { jsonWithSchema } from "../json.js";
 import { errorBodySchema } from "./schema.js";
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
@@ -220,19 +221,10 @@ export class GitlabClient {
 }
 
 function parseJson<T>(endpoint: string, text: string, schema: z.ZodType<T>): T {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    throw new ProbeError("bad_response", `${endpoint}: response is not JSON`);
-  }
-  const parsed = schema.safeParse(data);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue?.path.length ? issue.path.join(".") : "(top level)";
-    throw new ProbeError("bad_response", `${endpoint}: unexpected response at ${where}: ${issue?.message ?? "invalid"}`);
-  }
-  return parsed.data;
+  return jsonWithSchema(text, schema, {
+    notJson: `${endpoint}: response is not JSON`,
+    badShape: (issue) => `${endpoint}: unexpected response at ${issue?.path.length ? issue.path.join(".") : "(top level)"}: ${issue?.message ?? "invalid"}`,
+  });
 }
 
 /** The HttpStatusError for a non-2xx answer, with GitLab's own message when its body has one. Consumes the body. */

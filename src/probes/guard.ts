@@ -7,7 +7,7 @@ import type { Credential, ProbeKind, ProbeResult, Runner } from "../types.js";
 import { AuthBackoff, backoffKey, type AttemptOutcome, DEFAULT_AUTH_BACKOFF, type Held } from "./backoff.js";
 import { fullPullIntervalFor, PullStates } from "./pull-plan.js";
 import { runProbe } from "./run.js";
-import { ProbeLog, type ProbeContext } from "./types.js";
+import { credentialInfo, ProbeLog, type ProbeContext } from "./types.js";
 
 /**
  * What keeps the prober's own traffic from harming what it probes (SPEC.md,
@@ -89,7 +89,7 @@ export async function guardedProbe<S>(harm: NoHarm | undefined, g: GuardedProbe<
     if (g.probe === "pull") ctx.pullState = harm.pulls.get(identity);
     const { result, ranBy } = await harm.shared.run(identity, g.runner.name, g.intervalMs / 2, g.signal, attempt);
     if (ranBy !== g.runner.name) return sharedCopy(result, g.runner.name, ranBy, credential);
-    return result.credential === undefined && credential !== undefined ? { ...result, credential: credentialOf(credential) } : result;
+    return result.credential === undefined && credential !== undefined ? { ...result, credential: credentialInfo(credential) } : result;
   } catch (err) {
     // Only waiting can throw here (for another probe's verdict or result): the deadline passed meanwhile.
     return runProbe(g.probe, ctx, () => Promise.reject(err instanceof Error ? err : new Error(String(err))));
@@ -172,7 +172,7 @@ function heldResult<S>(g: GuardedProbe<S>, registry: string, held: Held, credent
     startedAt: Date.now(),
     log: log.lines,
     backoff: { nextAttemptAt: held.nextAttemptAt, failures: held.failures },
-    ...(credential ? { credential: credentialOf(credential) } : {}),
+    ...(credential ? { credential: credentialInfo(credential) } : {}),
   };
 }
 
@@ -183,12 +183,8 @@ function sharedCopy(result: ProbeResult, runner: string, ranBy: string, credenti
     runner,
     sharedWith: ranBy,
     log: [`+0ms same requests as runner ${ranBy}'s ${result.probe} probe: its result is recorded here`, ...result.log],
-    ...(credential ? { credential: credentialOf(credential) } : {}),
+    ...(credential ? { credential: credentialInfo(credential) } : {}),
   };
-}
-
-function credentialOf(c: Credential): NonNullable<ProbeResult["credential"]> {
-  return { registry: c.registry, username: c.username, kind: c.kind, source: c.source, secretType: c.secretType };
 }
 
 interface SharedEntry {

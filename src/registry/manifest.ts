@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { jsonOf, withSchema } from "../json.js";
 import { ProbeError } from "../reasons.js";
 import { type Descriptor, type ImageIndex, type ImageManifest, imageManifestSchema, indexSchema } from "./schema.js";
 
@@ -20,33 +21,26 @@ export type ParsedManifest = { kind: "index"; mediaType: string; index: ImageInd
  * own mediaType, else its shape (an OCI index may omit both).
  */
 export function parseManifest(body: Buffer, contentType: string | undefined, endpoint: string): ParsedManifest {
-  let json: unknown;
-  try {
-    json = JSON.parse(body.toString("utf8"));
-  } catch {
-    throw new ProbeError("bad_response", `${endpoint}: manifest is not JSON (${body.length} bytes)`);
-  }
+  const json = jsonOf(body.toString("utf8"), `${endpoint}: manifest is not JSON (${body.length} bytes)`);
   const declared = (json as { mediaType?: unknown } | null)?.mediaType;
   const header = contentType?.split(";")[0]?.trim().toLowerCase();
   const fromHeader = header !== undefined && header !== "" && header !== "application/json" && header !== "application/octet-stream" ? header : undefined;
   const mediaType = fromHeader ?? (typeof declared === "string" ? declared : undefined);
   const isIndex = mediaType === OCI_INDEX || mediaType === DOCKER_LIST || (mediaType === undefined && Array.isArray((json as { manifests?: unknown }).manifests));
   if (isIndex) {
-    const parsed = indexSchema.safeParse(json);
-    if (!parsed.success) throw badManifest(endpoint, mediaType ?? OCI_INDEX, parsed.error.issues[0]);
-    return { kind: "index", mediaType: mediaType ?? OCI_INDEX, index: parsed.data };
+    const index = withSchema(json, indexSchema, (issue) => badManifest(endpoint, mediaType ?? OCI_INDEX, issue));
+    return { kind: "index", mediaType: mediaType ?? OCI_INDEX, index };
   }
   if (mediaType !== undefined && mediaType !== OCI_MANIFEST && mediaType !== DOCKER_MANIFEST) {
     throw new ProbeError("bad_response", `${endpoint}: unsupported manifest media type ${mediaType}`);
   }
-  const parsed = imageManifestSchema.safeParse(json);
-  if (!parsed.success) throw badManifest(endpoint, mediaType ?? OCI_MANIFEST, parsed.error.issues[0]);
-  return { kind: "image", mediaType: mediaType ?? OCI_MANIFEST, manifest: parsed.data };
+  const manifest = withSchema(json, imageManifestSchema, (issue) => badManifest(endpoint, mediaType ?? OCI_MANIFEST, issue));
+  return { kind: "image", mediaType: mediaType ?? OCI_MANIFEST, manifest };
 }
 
-function badManifest(endpoint: string, mediaType: string, issue: { path: PropertyKey[]; message: string } | undefined): ProbeError {
+function badManifest(endpoint: string, mediaType: string, issue: { path: PropertyKey[]; message: string } | undefined): string {
   const where = issue ? ` at ${issue.path.map(String).join(".") || "top"}: ${issue.message}` : "";
-  return new ProbeError("bad_response", `${endpoint}: invalid ${mediaType}${where}`);
+  return `${endpoint}: invalid ${mediaType}${where}`;
 }
 
 export interface Platform {

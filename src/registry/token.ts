@@ -1,3 +1,4 @@
+import { jsonWithSchema } from "../json.js";
 import { ProbeError } from "../reasons.js";
 import { Secret } from "../secret.js";
 import { tokenResponseSchema } from "./schema.js";
@@ -39,16 +40,12 @@ export async function fetchToken(agents: Agents, req: TokenRequest): Promise<Sec
   req.log(`token ${endpoint} -> ${res.status}`);
   if (res.status !== 200) throw await httpError(res, endpoint);
   const body = await readBody(res, TOKEN_BODY_LIMIT, endpoint);
-  let json: unknown;
-  try {
-    json = JSON.parse(body.toString("utf8"));
-  } catch {
-    throw new ProbeError("bad_response", `${endpoint}: token response is not JSON`);
-  }
-  const parsed = tokenResponseSchema.safeParse(json);
   // Never echo the body: it may hold a token under a name we did not expect.
-  if (!parsed.success) throw new ProbeError("bad_response", `${endpoint}: token response has neither token nor access_token`);
-  return new Secret(parsed.data.token ?? parsed.data.access_token ?? "");
+  const answer = jsonWithSchema(body.toString("utf8"), tokenResponseSchema, {
+    notJson: `${endpoint}: token response is not JSON`,
+    badShape: () => `${endpoint}: token response has neither token nor access_token`,
+  });
+  return new Secret(answer.token ?? answer.access_token ?? "");
 }
 
 function parseRealm(realm: string): URL {
