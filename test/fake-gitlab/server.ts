@@ -101,7 +101,10 @@ function testControl(state: GitlabState, req: IncomingMessage, res: ServerRespon
   const passwordMatch = /^\/-\/test\/users\/([^/]+)\/password$/.exec(url.pathname);
   if (req.method === "POST" && passwordMatch?.[1]) {
     const user = state.users.get(decodeURIComponent(passwordMatch[1]));
-    if (!user) return json(404, { message: "no such user" });
+    if (!user) {
+      json(404, { message: "no such user" });
+      return;
+    }
     user.password = String(input.password);
     json(200, { username: user.username });
     return;

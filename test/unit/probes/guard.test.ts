@@ -82,7 +82,11 @@ describe("the no-harm guard", () => {
     const first = await guardedProbe(harm, probe(runner("a"), refused, d.signal));
     expect(first.backoff).toBeUndefined();
     let ran = false;
-    const held = await guardedProbe(harm, probe(runner("a"), async () => ((ran = true), {}), d.signal));
+    const body: Body = async () => {
+      ran = true;
+      return {};
+    };
+    const held = await guardedProbe(harm, probe(runner("a"), body, d.signal));
     d.dispose();
     expect(ran).toBe(false);
     expect(held).toMatchObject({ runner: "a", success: false, reason: "unauthorized", durationSeconds: 0, backoff: { failures: 1 } });
