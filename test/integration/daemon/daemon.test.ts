@@ -5,6 +5,7 @@ import { startDaemonProc, waitFor, type DaemonProc } from "../../helpers/daemon.
 import { tempDir, writeDockerConfig } from "../../helpers/fixtures.js";
 import { select, value } from "../../helpers/metrics.js";
 import { freePort } from "../../services/procs.js";
+import { expectLogLine } from "../../helpers/log.js";
 
 const services = inject("services");
 const host = services.htpasswd.host;
@@ -86,7 +87,7 @@ test("/status shows each probe's step-by-step log and the runner's credentials w
   ]);
   const login = status.probes.find((p) => p.key === `login|alpha|${host}`)?.last;
   expect(login?.success).toBe(true);
-  expect(login?.log.some((l) => / GET http:\/\/127\.0\.0\.1:\d+\/v2\/ -> 401/.test(l))).toBe(true);
+  expectLogLine(login?.log, / GET http:\/\/127\.0\.0\.1:\d+\/v2\/ -> 401/);
   expect(login?.log.at(-1)).toMatch(/^\+\d+ms success$/);
   const body = JSON.stringify(status);
   expect(body.includes(services.htpasswd.users.alice ?? "<none>")).toBe(false);

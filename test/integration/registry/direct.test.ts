@@ -5,6 +5,7 @@ import type { ProbeResult } from "../../../src/types.js";
 import { run } from "../../services/procs.js";
 import { createGitlabUser, setGitlabUserState } from "../../helpers/fixtures.js";
 import { passwordCredential, probeContext } from "../../helpers/registry.js";
+import { expectLogLine } from "../../helpers/log.js";
 
 const services = inject("services");
 const ht = services.htpasswd;
@@ -36,9 +37,9 @@ describe("direct login", () => {
     const result = await runProbe("login", ctx, directLogin);
     expect(result.success).toBe(true);
     expect(result.reason).toBeUndefined();
-    expect(result.log.some((l) => l.includes(`GET http://${ht.host}/v2/ -> 401`))).toBe(true);
-    expect(result.log.some((l) => l.includes("challenge basic realm=ci-prober-test"))).toBe(true);
-    expect(result.log.some((l) => l.includes(`GET http://${ht.host}/v2/ -> 200`))).toBe(true);
+    expectLogLine(result.log, { includes: `GET http://${ht.host}/v2/ -> 401` });
+    expectLogLine(result.log, { includes: "challenge basic realm=ci-prober-test" });
+    expectLogLine(result.log, { includes: `GET http://${ht.host}/v2/ -> 200` });
     expect(everyText(result)).not.toContain(password);
     expect(everyText(result)).not.toContain(Buffer.from(`alice:${password}`).toString("base64"));
   });
@@ -64,9 +65,9 @@ describe("direct login", () => {
     const ctx = probeContext({ target: tok.host, credential: passwordCredential(tok.host, user.username, user.password) });
     const result = await runProbe("login", ctx, directLogin);
     expect(result.success).toBe(true);
-    expect(result.log.some((l) => l.includes(`challenge bearer realm=${services.gitlab.url}/jwt/auth service=container_registry scope=-`))).toBe(true);
-    expect(result.log.some((l) => l.includes(`token GET ${services.gitlab.url}/jwt/auth -> 200`))).toBe(true);
-    expect(result.log.some((l) => l.includes(`GET http://${tok.host}/v2/ -> 200`))).toBe(true);
+    expectLogLine(result.log, { includes: `challenge bearer realm=${services.gitlab.url}/jwt/auth service=container_registry scope=-` });
+    expectLogLine(result.log, { includes: `token GET ${services.gitlab.url}/jwt/auth -> 200` });
+    expectLogLine(result.log, { includes: `GET http://${tok.host}/v2/ -> 200` });
     expect(everyText(result)).not.toContain(user.password);
   });
 
@@ -78,7 +79,7 @@ describe("direct login", () => {
     const result = await runProbe("login", ctx, directLogin);
     expect(result.reason).toBe("unauthorized");
     expect(result.error?.startsWith(`GET ${services.gitlab.url}/jwt/auth: HTTP 401: ${ACCESS_DENIED}.`)).toBe(true);
-    expect(result.log.some((l) => l.includes(`token GET ${services.gitlab.url}/jwt/auth -> 401`))).toBe(true);
+    expectLogLine(result.log, { includes: `token GET ${services.gitlab.url}/jwt/auth -> 401` });
     expect(everyText(result)).not.toContain(user.password);
   });
 
@@ -88,7 +89,7 @@ describe("direct login", () => {
     const ctx = probeContext({ target: tok.host, credential: passwordCredential(tok.host, user.username, user.password, "identity_token") });
     const result = await runProbe("login", ctx, directLogin);
     expect(result.success).toBe(true);
-    expect(result.log.some((l) => l.includes(`token POST ${services.gitlab.url}/jwt/auth -> 200`))).toBe(true);
+    expectLogLine(result.log, { includes: `token POST ${services.gitlab.url}/jwt/auth -> 200` });
     expect(everyText(result)).not.toContain(user.password);
   });
 
@@ -119,7 +120,7 @@ describe("direct pull", () => {
     const result = await runProbe("pull", ctx, directPull);
     expect(result.success).toBe(true);
     expect(result.bytes).toBe(expected);
-    expect(result.log.some((l) => /manifest application\/vnd\.docker\.distribution\.manifest\.v2\+json sha256:[0-9a-f]{64} /.test(l))).toBe(true);
+    expectLogLine(result.log, /manifest application\/vnd\.docker\.distribution\.manifest\.v2\+json sha256:[0-9a-f]{64} /);
     expect(result.log.filter((l) => / blob sha256:[0-9a-f]{64} \d+ bytes verified$/.test(l))).toHaveLength(2);
     expect(everyText(result)).not.toContain(password);
   });
@@ -132,7 +133,7 @@ describe("direct pull", () => {
     const result = await runProbe("pull", ctx, directPull);
     expect(result.success).toBe(true);
     expect(result.bytes).toBe(expected);
-    expect(result.log.some((l) => l.includes(`token GET ${services.gitlab.url}/jwt/auth -> 200`))).toBe(true);
+    expectLogLine(result.log, { includes: `token GET ${services.gitlab.url}/jwt/auth -> 200` });
     expect(everyText(result)).not.toContain(user.password);
     // The bearer token GitLab issued (a JWT) appears nowhere either.
     expect(everyText(result)).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);

@@ -13,6 +13,7 @@ import { tempDir } from "../../helpers/fixtures.js";
 import { passwordCredential, probeContext, RUNNER, testConfig } from "../../helpers/registry.js";
 import { makeTlsMaterial } from "../../services/tls.js";
 import type { ProbeResult } from "../../../src/types.js";
+import { expectLogLine } from "../../helpers/log.js";
 
 const services = inject("services");
 const ht = services.htpasswd;
@@ -165,7 +166,7 @@ describe("direct pull through a fault-injecting registry", () => {
   test("pulls by a pinned digest that matches", async () => {
     const result = await pull(`${proxy.host}/ci/canary@${manifest.digest}`);
     expect(result.success).toBe(true);
-    expect(result.log.some((l) => l.includes(`manifest ${DOCKER_MANIFEST} ${manifest.digest}`))).toBe(true);
+    expectLogLine(result.log, { includes: `manifest ${DOCKER_MANIFEST} ${manifest.digest}` });
   });
 
   test("follows a blob redirect to another host without sending it the registry's Authorization", async () => {
@@ -175,8 +176,8 @@ describe("direct pull through a fault-injecting registry", () => {
     expect(proxy.requests.find((r) => LAYER_PATH().test(r.path))?.authorization).toBe(true);
     expect(proxy.storageRequests).toEqual([{ method: "GET", path: "/storage/1", authorization: false }]);
     const layer = manifest.layers[0]?.digest ?? "";
-    expect(result.log.some((l) => l.endsWith(`GET http://${proxy.host}/v2/ci/canary/blobs/${layer} -> 307`))).toBe(true);
-    expect(result.log.some((l) => /GET http:\/\/localhost:\d+\/storage\/1 -> 200$/.test(l))).toBe(true);
+    expectLogLine(result.log, { endsWith: `GET http://${proxy.host}/v2/ci/canary/blobs/${layer} -> 307` });
+    expectLogLine(result.log, /GET http:\/\/localhost:\d+\/storage\/1 -> 200$/);
   });
 
   test("follows a manifest redirect chain of 4 hops, each hop's socket back in the pool", async () => {
@@ -201,7 +202,7 @@ describe("direct pull through a fault-injecting registry", () => {
     proxy.setRules([{ path: /^\/v2\/ci\/canary\/manifests\/multi$/, action: { kind: "replace", body: indexBody(), contentType: OCI_INDEX } }]);
     const result = await pull(`${proxy.host}/ci/canary:multi`);
     expect(result.success).toBe(true);
-    expect(result.log.some((l) => l.endsWith(`platform linux/amd64 -> ${manifest.digest}`))).toBe(true);
+    expectLogLine(result.log, { endsWith: `platform linux/amd64 -> ${manifest.digest}` });
     expect(proxy.requests.map((r) => r.path)).toContain(`/v2/ci/canary/manifests/${manifest.digest}`);
   });
 
@@ -210,7 +211,7 @@ describe("direct pull through a fault-injecting registry", () => {
     const result = await pull(`${proxy.host}/ci/canary:multi`, { platform: "linux/arm64/v8" });
     // The arm64/v8 entry names a manifest the registry does not hold: asking for it proves the choice.
     expect(result.reason).toBe("not_found");
-    expect(result.log.some((l) => l.endsWith(`platform linux/arm64/v8 -> ${ARM64_V8}`))).toBe(true);
+    expectLogLine(result.log, { endsWith: `platform linux/arm64/v8 -> ${ARM64_V8}` });
   });
 
   test("is not_found when the index has no entry for the platform", async () => {

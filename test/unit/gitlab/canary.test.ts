@@ -5,6 +5,7 @@ import type { ProbeResult } from "../../../src/types.js";
 import { ciState, pullFailureLines, type CiState, type FakeJob } from "../../fake-gitlab/pipelines.js";
 import { startFakeGitlab, type FakeGitlab } from "../../fake-gitlab/server.js";
 import { canaryContext, testSigningKey } from "../../helpers/gitlab.js";
+import { expectLogLine } from "../../helpers/log.js";
 
 let fake: FakeGitlab;
 let ci: CiState;
@@ -65,7 +66,7 @@ describe("gitlab canary", () => {
       { key: "CANARY_IMAGE", value: "ci/canary:latest", variable_type: "env_var" },
       { key: "CI_PROBER_CANARY", value: "1", variable_type: "env_var" },
     ]);
-    expect(result.log.some((l) => l.endsWith(`created pipeline ${pipeline.id} on ci/canary-ok@main (created) ${fake.url}/ci/canary-ok/-/pipelines/${pipeline.id}`))).toBe(true);
+    expectLogLine(result.log, { endsWith: `created pipeline ${pipeline.id} on ci/canary-ok@main (created) ${fake.url}/ci/canary-ok/-/pipelines/${pipeline.id}` });
     expectNoSecret(result, logLines, token);
   });
 
@@ -138,7 +139,7 @@ describe("gitlab canary", () => {
     const [pipeline] = pipelinesOf("ci/canary-stuck-403");
     expect(result.reason).toBe("pipeline_timeout");
     expect(result.error).toBe(`pipeline ${pipeline?.id} did not finish within 500ms; no runner picked up canary-nobody; cancel failed`);
-    expect(result.log.some((l) => l.endsWith(`pipeline ${pipeline?.id}: cancel failed: POST /api/v4/projects/ci%2Fcanary-stuck-403/pipelines/${pipeline?.id}/cancel: HTTP 403: 403 Forbidden`))).toBe(true);
+    expectLogLine(result.log, { endsWith: `pipeline ${pipeline?.id}: cancel failed: POST /api/v4/projects/ci%2Fcanary-stuck-403/pipelines/${pipeline?.id}/cancel: HTTP 403: 403 Forbidden` });
     expect(pipeline?.status).toBe("pending");
   });
 
@@ -208,7 +209,7 @@ describe("gitlab canary", () => {
 
     expect(result.success).toBe(true);
     expect(pipelinesOf("ci/canary-reporter").map((p) => p.id)).toEqual([left.id]);
-    expect(result.log.some((l) => l.endsWith(`pipeline ${left.id}: variables not readable (403); judging by its source (trigger)`))).toBe(true);
+    expectLogLine(result.log, { endsWith: `pipeline ${left.id}: variables not readable (403); judging by its source (trigger)` });
     expectNoSecret(result, logLines, reporterToken, triggerToken);
   });
 
@@ -229,7 +230,7 @@ describe("gitlab canary", () => {
     expect(stale.status).toBe("canceled");
     const ids = pipelinesOf("ci/canary-stale").map((p) => p.id);
     expect(ids).toHaveLength(2);
-    expect(result.log.some((l) => l.endsWith(`canceled canary pipeline ${stale.id} left by an earlier run (pending)`))).toBe(true);
+    expectLogLine(result.log, { endsWith: `canceled canary pipeline ${stale.id} left by an earlier run (pending)` });
   });
 
   test("two canary runs at once in one process share one pipeline", async () => {

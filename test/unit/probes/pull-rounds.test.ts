@@ -6,6 +6,7 @@ import { NoHarm } from "../../../src/probes/guard.js";
 import type { ProbeResult } from "../../../src/types.js";
 import { startCountingRegistry, type CountingRegistry } from "../../helpers/counting-registry.js";
 import { RUNNER, testConfig } from "../../helpers/registry.js";
+import { expectLogLine } from "../../helpers/log.js";
 
 // Rounds of one runner's direct pull against a stand-in registry that counts
 // manifest GETs, HEADs and blob bytes (SPEC.md, Probes → pull).
@@ -58,8 +59,8 @@ describe("direct pull: manifest checks between full pulls", () => {
     expect(results.map((r) => [r.success, r.pull])).toEqual([[true, "full"], ...Array(9).fill([true, "manifest"])]);
     expect(results[0]?.bytes).toBe(after.blobBytes - before.blobBytes);
     expect(results.slice(1).map((r) => r.bytes)).toEqual(Array(9).fill(0));
-    expect(results[1]?.log.some((l) => l.endsWith(`manifest ${"application/vnd.docker.distribution.manifest.v2+json"} ${registry.digest()} (HEAD)`))).toBe(true);
-    expect(results[1]?.log.some((l) => l.endsWith("manifest check"))).toBe(true);
+    expectLogLine(results[1]?.log, { endsWith: `manifest ${"application/vnd.docker.distribution.manifest.v2+json"} ${registry.digest()} (HEAD)` });
+    expectLogLine(results[1]?.log, { endsWith: "manifest check" });
   });
 
   test("a tag that moved to a new image brings a full pull in the round that sees it, then HEADs again", async () => {
@@ -72,7 +73,7 @@ describe("direct pull: manifest checks between full pulls", () => {
     // The round that saw the new digest made a HEAD, then the full pull's GET.
     expect(after.manifestHead - before.manifestHead).toBe(4);
     expect(after.manifestGet - before.manifestGet).toBe(2);
-    expect(results[2]?.log.some((l) => l.endsWith("digest changed: full pull"))).toBe(true);
+    expectLogLine(results[2]?.log, { endsWith: "digest changed: full pull" });
   });
 
   test("full_pull_interval 0s is a full pull every round", async () => {

@@ -14,6 +14,7 @@ import { secureContextCount, trustFor } from "../../../src/registry/pool.js";
 import { streamGet } from "../../../src/registry/rawget.js";
 import { certificateExpiry } from "../../../src/registry/tls.js";
 import { probeContext } from "../../helpers/registry.js";
+import { expectLogLine } from "../../helpers/log.js";
 
 const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
 
@@ -160,7 +161,7 @@ describe("the registry client over HTTPS", () => {
   test("trusts the registry's configured CA", async () => {
     const result = await login(cert);
     expect(result.success).toBe(true);
-    expect(result.log.some((l) => l.endsWith(`GET https://${host}/v2/ -> 200`))).toBe(true);
+    expectLogLine(result.log, { endsWith: `GET https://${host}/v2/ -> 200` });
   });
 
   test("is tls without it: a self-signed certificate is not trusted", async () => {
