@@ -4,6 +4,7 @@ import type { z } from "zod";
 import { errnoText, InputError } from "../errors.js";
 import { resolveConfig, type Config } from "./resolve.js";
 import { configSchema } from "./schema.js";
+import { zodPath } from "../zod-text.js";
 
 /** Read, expand and validate a config file; throws InputError with one line naming the file and key. */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Config {
@@ -35,7 +36,7 @@ function expandEnv(value: unknown, path: (string | number)[], file: string, env:
   if (typeof value === "string") {
     return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
       const v = env[name];
-      if (v === undefined) throw new InputError(`${file}: ${formatPath(path)}: environment variable ${name} is not set`);
+      if (v === undefined) throw new InputError(`${file}: ${zodPath(path)}: environment variable ${name} is not set`);
       return v;
     });
   }
@@ -48,23 +49,13 @@ function expandEnv(value: unknown, path: (string | number)[], file: string, env:
   return value;
 }
 
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = "";
-  for (const part of path) {
-    if (typeof part === "number") out += `[${part}]`;
-    else if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(String(part))) out += out === "" ? String(part) : `.${String(part)}`;
-    else out += `[${JSON.stringify(String(part))}]`;
-  }
-  return out === "" ? "(top level)" : out;
-}
-
 function formatIssue(issue: z.core.$ZodIssue | undefined): string {
   if (!issue) return "invalid configuration";
-  const where = formatPath(issue.path);
+  const where = zodPath(issue.path);
   switch (issue.code) {
     case "unrecognized_keys": {
       const key = issue.keys[0] ?? "";
-      return `${formatPath([...issue.path, key])}: unknown key`;
+      return `${zodPath([...issue.path, key])}: unknown key`;
     }
     case "invalid_type": {
       if (issue.input === undefined) return `${where}: missing, expected ${issue.expected}`;

@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
-import { formatPath } from "../config/read.js";
 import { normalizeRegistry } from "../image.js";
 import { registerSecret, Secret } from "../secret.js";
 import type { Credential, Runner } from "../types.js";
+import { zodIssueText } from "../zod-text.js";
 import { kindFromUsername } from "./kind.js";
 import { dockerConfigSchema, type AuthEntry, type DockerConfigFile } from "./schema.js";
 
@@ -89,7 +89,7 @@ export function parseDockerConfig(text: string, where: string): LoadedDockerConf
   const parsed = dockerConfigSchema.safeParse(data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    return { state: "broken", where, message: `${where}: ${issue ? `${formatPath(issue.path)}: ${issue.message}` : "not a Docker config"}` };
+    return { state: "broken", where, message: `${where}: ${zodIssueText(issue, "not a Docker config")}` };
   }
   registerAuthValues(parsed.data);
   return { state: "ok", where, config: parsed.data };

@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { parse, TomlError } from "smol-toml";
-import { formatPath } from "../config/read.js";
 import type { Config, RunnerSpec } from "../config/resolve.js";
 import { errnoText, InputError } from "../errors.js";
+import { zodIssueText } from "../zod-text.js";
 import type { Runner } from "../types.js";
 import { runnerConfigSchema, type RunnerConfigEntry } from "./schema.js";
 
@@ -53,7 +53,7 @@ async function fromRunnerConfig(spec: RunnerSpec, file: string, config: Config, 
   const parsed = runnerConfigSchema.safeParse(data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    return { runners: [], errors: [new InputError(`${file}: ${issue ? `${formatPath(issue.path)}: ${issue.message}` : "not a gitlab-runner config"}`)] };
+    return { runners: [], errors: [new InputError(`${file}: ${zodIssueText(issue, "not a gitlab-runner config")}`)] };
   }
   const entries = parsed.data.runners ?? [];
   const expanded = await Promise.all(entries.map((entry, i) => tomlRunner(spec, file, entry, i, config, signal)));

@@ -7,6 +7,7 @@ import type { Secret } from "../secret.js";
 import { type GitlabBudget, lookupKey, routeTemplate } from "./budget.js";
 import { jsonWithSchema } from "../json.js";
 import { errorBodySchema } from "./schema.js";
+import { zodIssueText } from "../zod-text.js";
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
 type Query = Record<string, string | number | boolean | undefined>;
@@ -223,7 +224,7 @@ export class GitlabClient {
 function parseJson<T>(endpoint: string, text: string, schema: z.ZodType<T>): T {
   return jsonWithSchema(text, schema, {
     notJson: `${endpoint}: response is not JSON`,
-    badShape: (issue) => `${endpoint}: unexpected response at ${issue?.path.length ? issue.path.join(".") : "(top level)"}: ${issue?.message ?? "invalid"}`,
+    badShape: (issue) => `${endpoint}: unexpected response at ${zodIssueText(issue, "(top level): invalid")}`,
   });
 }
 

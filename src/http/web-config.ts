@@ -5,6 +5,7 @@ import { z } from "zod";
 import { parseDuration } from "../duration.js";
 import { errnoText, InputError } from "../errors.js";
 import { registerSecret } from "../secret.js";
+import { zodPath } from "../zod-text.js";
 
 // The web config file of Prometheus' exporter-toolkit (its docs/web-configuration.md and
 // web/tls_config.go), decoded as strictly as its yaml.UnmarshalStrict: an unknown key is an error.
@@ -236,9 +237,9 @@ export async function readTlsMaterial(file: string, tls: TlsSettings): Promise<T
 function issueText(error: z.ZodError): string {
   const issue = error.issues[0];
   if (!issue) return "invalid";
-  const path = issue.path.map(String).join(".");
   const message = issue.code === "unrecognized_keys" ? `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}` : issue.message;
-  return path ? `${path}: ${message}` : message;
+  // The root has no path to name: exporter-toolkit says just the message there.
+  return issue.path.length > 0 ? `${zodPath(issue.path)}: ${message}` : message;
 }
 
 function firstLine(text: string): string {

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { jsonOf, withSchema } from "../json.js";
 import { ProbeError } from "../reasons.js";
+import { type ZodIssueLike, zodIssueText } from "../zod-text.js";
 import { type Descriptor, type ImageIndex, type ImageManifest, imageManifestSchema, indexSchema } from "./schema.js";
 
 export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
@@ -38,8 +39,8 @@ export function parseManifest(body: Buffer, contentType: string | undefined, end
   return { kind: "image", mediaType: mediaType ?? OCI_MANIFEST, manifest };
 }
 
-function badManifest(endpoint: string, mediaType: string, issue: { path: PropertyKey[]; message: string } | undefined): string {
-  const where = issue ? ` at ${issue.path.map(String).join(".") || "top"}: ${issue.message}` : "";
+function badManifest(endpoint: string, mediaType: string, issue: ZodIssueLike | undefined): string {
+  const where = issue ? ` at ${zodIssueText(issue, "")}` : "";
   return `${endpoint}: invalid ${mediaType}${where}`;
 }
 

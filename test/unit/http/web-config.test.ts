@@ -21,7 +21,7 @@ describe("web config files are decoded as strictly as exporter-toolkit decodes t
       "tls_server_config: client_ca_file is set but client_auth_type is NoClientCert (use RequireAndVerifyClientCert)"],
     ["an unknown TLS version", "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS1.2\n", "tls_server_config.min_version: expected one of TLS10, TLS11, TLS12, TLS13"],
     ["a cipher suite Go does not know", "tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [ECDHE-RSA-AES128-GCM-SHA256]\n",
-      "tls_server_config.cipher_suites.0: expected a cipher suite of Go's tls.CipherSuites()"],
+      "tls_server_config.cipher_suites[0]: expected a cipher suite of Go's tls.CipherSuites()"],
     ["a header that cannot be configured", "http_server_config:\n  headers:\n    Server: ci\n", 'http_server_config.headers: HTTP header "Server" can not be configured'],
     ["a header in the wrong case", "http_server_config:\n  headers:\n    x-frame-options: deny\n", 'http_server_config.headers: HTTP header "x-frame-options" can not be configured'],
     ["a header value outside its list", "http_server_config:\n  headers:\n    X-Frame-Options: allow\n", 'http_server_config.headers.X-Frame-Options: expected one of deny, sameorigin, got "allow"'],
