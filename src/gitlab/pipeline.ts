@@ -57,7 +57,9 @@ export function cancelPipeline(client: GitlabClient, project: string, id: number
 export async function activePipelines(client: GitlabClient, project: string, ref: string, opts: CallOptions): Promise<Pipeline[]> {
   const found = new Map<number, Pipeline>();
   // The API filters by one status at a time; the canary's own pipelines are created, pending or running.
-  for (const status of ["running", "pending", "created"]) {
+  // Asked in lifecycle order: a pipeline that moves on between two requests (pending -> running) is
+  // then seen by the later one, never missed by both (asked running-first it fell between them).
+  for (const status of ["created", "pending", "running"]) {
     const page = await client.request("GET", `${projectPath(project)}/pipelines`, {
       ...opts,
       schema: pipelineListSchema,

@@ -18,6 +18,7 @@ export function handleApi(state: GitlabState, req: IncomingMessage, res: ServerR
   const ci = ciState(state);
   const record = { at: Date.now(), method: req.method ?? "GET", path: url.pathname, status: 0 };
   ci.requests.push(record);
+  ci.onApiRequest?.(record.method, url);
   res.on("finish", () => {
     record.status = res.statusCode;
   });

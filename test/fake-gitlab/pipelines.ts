@@ -117,6 +117,8 @@ export class CiState {
   readonly jobs = new Map<number, FakeJob>();
   /** Every /api/v4 request, for tests that assert what the client did. */
   readonly requests: ApiRequestRecord[] = [];
+  /** Called as each /api/v4 request arrives, before it is answered: a test moves state on between two requests. */
+  onApiRequest: ((method: string, url: URL) => void) | undefined;
   rateLimit: RateLimitPlan = { remaining: 0 };
   /** Rack::Attack's per-user counter shown in RateLimit-Observed, for the current one-minute period. */
   observed = 0;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 import { gitlabCanary } from "../../../src/probes/canary-gitlab.js";
 import { Secret } from "../../../src/secret.js";
 import type { ProbeResult } from "../../../src/types.js";
-import { ciState, pullFailureLines, type CiState, type FakeJob } from "../../fake-gitlab/pipelines.js";
+import { ciState, pullFailureLines, type CiState, type FakeJob, type FakePipeline } from "../../fake-gitlab/pipelines.js";
 import { startFakeGitlab, type FakeGitlab } from "../../fake-gitlab/server.js";
 import { canaryContext, testSigningKey } from "../../helpers/gitlab.js";
 import { expectLogLine } from "../../helpers/log.js";
@@ -211,6 +211,29 @@ describe("gitlab canary", () => {
     expect(pipelinesOf("ci/canary-reporter").map((p) => p.id)).toEqual([left.id]);
     expectLogLine(result.log, { endsWith: `pipeline ${left.id}: variables not readable (403); judging by its source (trigger)` });
     expectNoSecret(result, logLines, reporterToken, triggerToken);
+  });
+
+  test("a leftover pipeline that moves on (created, pending, running) between the canary's status queries is still adopted", async () => {
+    const project = ci.addProject({ path: "ci/canary-moving", jobs: [{ name: "canary", tags: ["no-runner-has-this-tag"] }] });
+    const left = ci.createPipeline(project, "main", "api", [{ key: "CI_PROBER_CANARY", value: "1", variable_type: "env_var" }], null);
+    // Once the fake's own move to pending is done (no runner moves it further), back to the start of its lifecycle.
+    await new Promise((r) => setTimeout(r, 100));
+    left.status = "created";
+    // Every status query finds the pipeline one step further on than the one before it, as on a busy GitLab.
+    const next: Record<string, FakePipeline["status"]> = { created: "pending", pending: "running" };
+    ci.onApiRequest = (method, url) => {
+      if (method === "GET" && url.pathname.endsWith("/pipelines") && url.searchParams.has("status")) left.status = next[left.status] ?? left.status;
+    };
+    const { ctx } = canaryContext(fake.url, "ci/canary-moving", { token: new Secret(token), timeoutMs: 1000 });
+
+    const result = await gitlabCanary(ctx).finally(() => {
+      ci.onApiRequest = undefined;
+    });
+
+    expect(left.status).toBe("canceled");
+    expect(pipelinesOf("ci/canary-moving").map((p) => p.id)).toEqual([left.id]);
+    expectLogLine(result.log, { endsWith: `adopted canary pipeline ${left.id} left by an earlier run (running) ${fake.url}/ci/canary-moving/-/pipelines/${left.id}` });
+    expect(result.reason).toBe("pipeline_timeout");
   });
 
   test("a canary pipeline older than the timeout, left by an earlier run, is cancelled and a new one started", async () => {
