@@ -8,6 +8,7 @@ import { type GitlabBudget, lookupKey, routeTemplate } from "./budget.js";
 import { jsonWithSchema } from "../json.js";
 import { errorBodySchema } from "./schema.js";
 import { zodIssueText } from "../zod-text.js";
+import { isRedirect, redirectHop } from "../redirect.js";
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "DELETE";
 type Query = Record<string, string | number | boolean | undefined>;
@@ -197,10 +198,10 @@ export class GitlabClient {
   async #follow(method: HttpMethod, url: URL, opts: CommonRequest): Promise<Dispatcher.ResponseData> {
     const res = await this.#send(method, url, opts, true);
     const location = header(res.headers, "location");
-    if (method !== "GET" || res.statusCode < 300 || res.statusCode >= 400 || location === undefined) return res;
+    if (method !== "GET" || !isRedirect(res.statusCode) || location === undefined) return res;
     await res.body.dump();
-    const next = new URL(location, url);
-    return this.#send("GET", next, opts, next.origin === url.origin);
+    const next = redirectHop(location, { endpoint: `GET ${url.pathname}`, origin: url.origin, url, hops: 0 });
+    return this.#send("GET", next.url, opts, next.credentials);
   }
 
   async #send(method: HttpMethod, url: URL, opts: CommonRequest, withToken: boolean): Promise<Dispatcher.ResponseData> {

@@ -3,7 +3,8 @@ import { ProbeError } from "../reasons.js";
 import { digestAlgorithm } from "./manifest.js";
 import { streamGet } from "./rawget.js";
 import type { Descriptor } from "./schema.js";
-import { endpointOf, isRedirect, MAX_REDIRECTS, statusError, USER_AGENT } from "./transport.js";
+import { isRedirect, redirectHop } from "../redirect.js";
+import { endpointOf, statusError, USER_AGENT } from "./transport.js";
 
 export interface BlobFetch {
   /** The registry's origin: the only one that gets its Authorization. */
@@ -24,11 +25,12 @@ export interface BlobFetch {
 export async function fetchBlob(url: URL, desc: Descriptor, opts: BlobFetch): Promise<number> {
   const hash = createHash(digestAlgorithm(desc.digest));
   let received = 0;
-  let current = url;
-  for (let hop = 0; ; hop++) {
-    const endpoint = endpointOf("GET", current);
-    const res = await streamGet(current, endpoint, {
-      ...(opts.authorization !== undefined && current.origin === opts.registryOrigin ? { authorization: opts.authorization } : {}),
+  const first = endpointOf("GET", url);
+  let hop = { url, credentials: url.origin === opts.registryOrigin };
+  for (let hops = 0; ; hops++) {
+    const endpoint = endpointOf("GET", hop.url);
+    const res = await streamGet(hop.url, endpoint, {
+      ...(opts.authorization !== undefined && hop.credentials ? { authorization: opts.authorization } : {}),
       ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
       signal: opts.signal,
       userAgent: USER_AGENT,
@@ -41,8 +43,7 @@ export async function fetchBlob(url: URL, desc: Descriptor, opts: BlobFetch): Pr
     opts.log(`${endpoint} -> ${res.status}`);
     const location = res.headers.location;
     if (isRedirect(res.status) && location !== undefined) {
-      if (hop >= MAX_REDIRECTS) throw new ProbeError("bad_response", `${endpointOf("GET", url)}: more than ${MAX_REDIRECTS} redirects`);
-      current = nextUrl(location, current, endpoint);
+      hop = redirectHop(location, { endpoint: first, origin: opts.registryOrigin, url: hop.url, hops });
       continue;
     }
     if (res.status !== 200) throw statusError(res.status, res.headers["retry-after"], res.errorBody.toString("utf8"), endpoint);
@@ -53,15 +54,4 @@ export async function fetchBlob(url: URL, desc: Descriptor, opts: BlobFetch): Pr
     if (actual !== desc.digest) throw new ProbeError("digest_mismatch", `${endpoint}: content has digest ${actual}, expected ${desc.digest}`);
     return received;
   }
-}
-
-function nextUrl(location: string, base: URL, endpoint: string): URL {
-  let next: URL;
-  try {
-    next = new URL(location, base);
-  } catch {
-    throw new ProbeError("bad_response", `${endpoint}: redirect to an invalid URL`);
-  }
-  if (next.protocol !== "http:" && next.protocol !== "https:") throw new ProbeError("bad_response", `${endpoint}: redirect to a ${next.protocol} URL`);
-  return next;
 }

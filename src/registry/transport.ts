@@ -8,6 +8,7 @@
 import { type Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import { type Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { HttpStatusError, ProbeError } from "../reasons.js";
+import { isRedirect, redirectHop } from "../redirect.js";
 import { trustFor } from "./pool.js";
 import { errorBodySchema } from "./schema.js";
 
@@ -32,7 +33,6 @@ export interface SendInit {
   followRedirects?: boolean;
 }
 
-export const MAX_REDIRECTS = 5;
 /** How long a probe's unread small body may take to drain after the probe ended. */
 const DRAIN_MS = 5000;
 /** Registries and proxies log it; operators can tell the prober's traffic from CI's. */
@@ -82,24 +82,16 @@ export class Agents {
 
 /** A request, following redirects; Authorization never crosses to another origin. */
 export async function send(agents: Agents, url: URL, init: SendInit): Promise<HttpResponse> {
-  let current = url;
-  for (let hop = 0; ; hop++) {
-    const sameOrigin = current.origin === url.origin;
-    const headers = { "user-agent": USER_AGENT, ...init.headers, ...(init.authorization !== undefined && sameOrigin ? { authorization: init.authorization } : {}) };
-    const res = await sendOnce(agents, current, { ...init, headers });
+  const endpoint = endpointOf(init.method ?? "GET", url);
+  let hop = { url, credentials: true };
+  for (let hops = 0; ; hops++) {
+    const headers = { "user-agent": USER_AGENT, ...init.headers, ...(init.authorization !== undefined && hop.credentials ? { authorization: init.authorization } : {}) };
+    const res = await sendOnce(agents, hop.url, { ...init, headers });
     const location = res.headers.location;
     if (!init.followRedirects || !isRedirect(res.status) || location === undefined) return res;
     discard(res.body);
-    if (hop >= MAX_REDIRECTS) throw new ProbeError("bad_response", `${endpointOf("GET", url)}: more than ${MAX_REDIRECTS} redirects`);
-    current = new URL(location, current);
-    if (current.protocol !== "http:" && current.protocol !== "https:") {
-      throw new ProbeError("bad_response", `${endpointOf("GET", url)}: redirect to a ${current.protocol} URL`);
-    }
+    hop = redirectHop(location, { endpoint, origin: url.origin, url: hop.url, hops });
   }
-}
-
-export function isRedirect(status: number): boolean {
-  return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
 }
 
 function sendOnce(agents: Agents, url: URL, init: SendInit & { headers: Record<string, string> }): Promise<HttpResponse> {
