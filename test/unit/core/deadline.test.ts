@@ -1,9 +1,19 @@
 import { getEventListeners } from "node:events";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { deadline, deadlineOf, sleep, timeLeft, withDeadline } from "../../../src/deadline.js";
 
+// Fake timers: these tests are about what the helper does at its time, not about how late a loaded
+// machine runs a timer, and vi.getTimerCount() counts only the timers of the code under test (the
+// process-wide "Timeout" resources also hold vitest's own, which come and go with its reporting).
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 function timeouts(): number {
-  return process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+  return vi.getTimerCount();
 }
 
 function abortedWithin(signal: AbortSignal): Promise<{ reason: unknown; ms: number }> {
@@ -20,10 +30,13 @@ describe("deadline", () => {
     expect(d.at - t0).toBeGreaterThanOrEqual(150);
     expect(d.at - t0).toBeLessThan(200);
     expect(deadlineOf(d.signal)).toBe(d.at);
-    const { reason, ms } = await abortedWithin(d.signal);
+    const aborted = abortedWithin(d.signal);
+    await vi.advanceTimersByTimeAsync(149);
+    expect(d.signal.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    const { reason, ms } = await aborted;
     expect((reason as DOMException).name).toBe("TimeoutError");
-    expect(ms).toBeGreaterThanOrEqual(140);
-    expect(ms).toBeLessThan(1000);
+    expect(ms).toBe(150);
     expect(d.remaining()).toBe(0);
   });
 
@@ -81,23 +94,33 @@ describe("deadline", () => {
 describe("sleep", () => {
   it("waits its full time when the deadline is further", async () => {
     const d = deadline(5000);
-    const t0 = Date.now();
-    await sleep(100, d.signal);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(95);
+    let done = false;
+    const slept = sleep(100, d.signal).then(() => {
+      done = true;
+    });
+    await vi.advanceTimersByTimeAsync(99);
+    expect(done).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await slept;
+    expect(done).toBe(true);
     d.dispose();
   });
 
   it("is cut to the deadline: a 30 s backoff under a 200 ms deadline ends at 200 ms", async () => {
     const d = deadline(200);
     const t0 = Date.now();
-    const err = await sleep(30_000, d.signal).catch((e: unknown) => e);
-    const ms = Date.now() - t0;
+    const slept = sleep(30_000, d.signal).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(200);
+    const err = await slept;
     expect((err as DOMException).name).toBe("TimeoutError");
-    expect(ms).toBeGreaterThanOrEqual(190);
-    expect(ms).toBeLessThan(1500);
+    expect(Date.now() - t0).toBe(200);
+    expect(d.signal.aborted).toBe(true);
+    expect(timeouts()).toBe(0);
   });
 
   it("leaves the signal aborted when it rejects at the deadline, even when it got there before the deadline's own timer", async () => {
+    // Real timers: the race is between two real timers due in the same millisecond; no bound on time.
+    vi.useRealTimers();
     const seen = await Promise.all(
       Array.from({ length: 50 }, async (_, i) => {
         const outer = deadline(40 + (i % 5));
