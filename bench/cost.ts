@@ -9,6 +9,7 @@ import { plan } from "../src/plan.js";
 import { NoHarm } from "../src/probes/guard.js";
 import { Scheduler } from "../src/scheduler.js";
 import type { ProbeResult } from "../src/types.js";
+import { testConfig } from "../test/helpers/config.js";
 import { startServices } from "../test/services/index.js";
 import { type BenchReport, median, pushRandomImage } from "./lib.js";
 
@@ -103,21 +104,8 @@ export async function benchCost(): Promise<BenchReport> {
       return { kind, requests: proxy.requests - r0, bytes: proxy.bytes - b0, tokens: tokens() - t0, seconds: (performance.now() - s0) / 1000 };
     };
     const runner: RunnerSpec = { source: "bench#runners[0]", name: "cost-runner", dockerConfig, mode: "direct", fresh: false };
-    const config = (extra: Partial<Config>): Config => ({
-      file: "bench",
-      intervalMs: 60_000,
-      timeoutMs: 60_000,
-      concurrency: 4,
-      listenAddress: "127.0.0.1:0",
-      images: [image],
-      platform: "linux/amd64",
-      helperTimeoutMs: 5000,
-      logLevel: "warn",
-      runners: [runner],
-      canary: {},
-      registries: {},
-      ...extra,
-    });
+    const config = (extra: Partial<Config>): Config =>
+      testConfig({ file: "bench", timeoutMs: 60_000, concurrency: 4, images: [image], logLevel: "warn", runners: [runner], ...extra });
 
     const defaults = new NoHarm({});
     const full = await roundOf(config({}), defaults);

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from "node:crypto";
-import type { Config, GitlabCanaryConfig } from "../../src/config/resolve.js";
+import type { GitlabCanaryConfig } from "../../src/config/resolve.js";
 import { createLogger } from "../../src/log.js";
 import type { GitlabCanaryContext } from "../../src/probes/canary-gitlab.js";
 import { gitlabCanaryRunner } from "../../src/probes/index.js";
@@ -14,23 +14,6 @@ export function testSigningKey(): SigningKey {
     publicKeyEncoding: { type: "spki", format: "pem" },
   });
   return signingKey(privateKey);
-}
-
-export function configWith(gitlab: GitlabCanaryConfig): Config {
-  return {
-    file: "test.yml",
-    intervalMs: 60_000,
-    timeoutMs: 30_000,
-    concurrency: 1,
-    listenAddress: "127.0.0.1:0",
-    images: [],
-    platform: "linux/amd64",
-    helperTimeoutMs: 5000,
-    logLevel: "debug",
-    runners: [],
-    canary: { gitlab },
-    registries: {},
-  };
 }
 
 /** A canary context against the fake, capturing the process log lines it writes. */

@@ -5,27 +5,10 @@ import { registrySettings } from "../../src/probes/index.js";
 import { ProbeLog, type ProbeContext } from "../../src/probes/types.js";
 import { silentLogger } from "../../src/log.js";
 import { Secret } from "../../src/secret.js";
+import { testConfig } from "./config.js";
 import type { Credential, Runner } from "../../src/types.js";
 
 export const RUNNER: Runner = { name: "runner-a", mode: "direct", source: "test#runners[0]", dockerHost: "unix:///nonexistent.sock", images: [] };
-
-export function testConfig(overrides: Partial<Config> = {}): Config {
-  return {
-    file: "test",
-    intervalMs: 60_000,
-    timeoutMs: 10_000,
-    concurrency: 1,
-    listenAddress: "127.0.0.1:0",
-    images: [],
-    platform: "linux/amd64",
-    helperTimeoutMs: 5_000,
-    logLevel: "info",
-    runners: [],
-    canary: {},
-    registries: {},
-    ...overrides,
-  };
-}
 
 export function passwordCredential(registry: string, username: string, password: string, secretType: Credential["secretType"] = "password"): Credential {
   return {

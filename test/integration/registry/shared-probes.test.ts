@@ -9,7 +9,7 @@ import { Scheduler } from "../../../src/scheduler.js";
 import type { ProbeResult } from "../../../src/types.js";
 import { startFaultProxy, type FaultProxy } from "../../helpers/fault-proxy.js";
 import { createGitlabUser, tempDir, writeDockerConfig } from "../../helpers/fixtures.js";
-import { testConfig } from "../../helpers/registry.js";
+import { testConfig } from "../../helpers/config.js";
 
 // Two runners holding the same credential and pulling the same image, in
 // direct mode: the registry (seen through a counting proxy in front of the

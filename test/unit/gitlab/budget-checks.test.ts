@@ -8,7 +8,7 @@ import { Secret } from "../../../src/secret.js";
 import { startFakeGitlab, type FakeGitlab } from "../../fake-gitlab/server.js";
 import { tempDir, writeDockerConfig } from "../../helpers/fixtures.js";
 import { testSigningKey } from "../../helpers/gitlab.js";
-import { testConfig } from "../../helpers/registry.js";
+import { testConfig } from "../../helpers/config.js";
 
 let gitlab: FakeGitlab;
 

@@ -6,7 +6,7 @@ import { plan } from "../../../src/plan.js";
 import type { Sink } from "../../../src/probes/index.js";
 import { keyText } from "../../../src/task-key.js";
 import { tempDir, writeDockerConfig } from "../../helpers/fixtures.js";
-import { testConfig } from "../../helpers/registry.js";
+import { testConfig } from "../../helpers/config.js";
 
 // plan() reads files only (no network): every registry here is a name that is never spoken to.
 

@@ -6,7 +6,8 @@ import { guardedProbe, NoHarm, type GuardedProbe } from "../../../src/probes/gua
 import { registrySettings } from "../../../src/probes/index.js";
 import { ProbeLog, type ProbeContext } from "../../../src/probes/types.js";
 import type { Credential, ProbeResult, Runner } from "../../../src/types.js";
-import { passwordCredential, RUNNER, testConfig } from "../../helpers/registry.js";
+import { testConfig } from "../../helpers/config.js";
+import { passwordCredential, RUNNER } from "../../helpers/registry.js";
 
 const REG = "registry.example.jp";
 const config = testConfig();

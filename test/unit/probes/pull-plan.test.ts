@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { parseImageRef } from "../../../src/image.js";
 import { digestChanged, fullPullDue, fullPullIntervalFor, type PullState } from "../../../src/probes/pull-plan.js";
-import { testConfig } from "../../helpers/registry.js";
+import { testConfig } from "../../helpers/config.js";
 
 const H = 60 * 60_000;
 

@@ -5,7 +5,8 @@ import { plan } from "../../../src/plan.js";
 import { NoHarm } from "../../../src/probes/guard.js";
 import type { ProbeResult } from "../../../src/types.js";
 import { startCountingRegistry, type CountingRegistry } from "../../helpers/counting-registry.js";
-import { RUNNER, testConfig } from "../../helpers/registry.js";
+import { testConfig } from "../../helpers/config.js";
+import { RUNNER } from "../../helpers/registry.js";
 import { expectLogLine } from "../../helpers/log.js";
 
 // Rounds of one runner's direct pull against a stand-in registry that counts
