@@ -215,7 +215,7 @@ describe("engine login and pull", () => {
     const cred = credential(services.htpasswd.host, "alice", services.htpasswd.users.alice ?? "");
     const pull = await probe("pull", probeContext({ target: image, credentials: [cred] }));
     expect([pull.success, pull.reason, pull.error]).toEqual([false, "not_found", `pull ${image}: unknown blob`]);
-    expect(pull.log.some((line) => line.includes("POST /images/create") && line.endsWith("-> 200, reading progress"))).toBe(true);
+    expectLogLine(pull.log, { includes: "POST /images/create", endsWith: "-> 200, reading progress" });
   });
 
   // dockerd 20.10 keeps downloading after its client leaves (it does the same when `docker pull` is

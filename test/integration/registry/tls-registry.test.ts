@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, inject, test } from "vitest";
 import { runCli } from "../../helpers/cli.js";
 import { startDaemonProc, waitFor, type DaemonProc } from "../../helpers/daemon.js";
 import { tempDir, writeDockerConfig } from "../../helpers/fixtures.js";
+import { expectLogLine } from "../../helpers/log.js";
 import { select, value } from "../../helpers/metrics.js";
 import { startRegistry } from "../../services/index.js";
 import { freePort, run, type Proc } from "../../services/procs.js";
@@ -61,7 +62,7 @@ test("login and pull go over HTTPS with the configured CA, and the certificate's
   expect(value(m, "ci_prober_pull_success", { runner: "r1", image })).toBe(1);
   expect(value(m, "ci_prober_tls_cert_expiry_timestamp_seconds", { registry: host })).toBe(notAfter);
   const status = JSON.parse((await daemon.get("/status")).body) as { probes: { key: string; last: { log: string[] } }[] };
-  expect(status.probes.find((p) => p.key === `login|r1|${host}`)?.last.log.some((l) => l.includes(`GET https://${host}/v2/`))).toBe(true);
+  expectLogLine(status.probes.find((p) => p.key === `login|r1|${host}`)?.last.log, { includes: `GET https://${host}/v2/` });
 });
 
 test("a CA that did not sign the registry's certificate fails with reason tls", async () => {

@@ -94,7 +94,7 @@ describe("gitlab canary", () => {
     expect(result.jobs).toEqual([
       { id: job.id, name: "canary-blocked", status: "failed", runner: "runner-blocked", failureReason: "runner_system_failure", errorLine, ...fakeTiming(job) },
     ]);
-    expect(result.log.some((l) => l.includes(`job ${job.id} canary-blocked on runner-blocked: failed (runner_system_failure)`) && l.endsWith(errorLine))).toBe(true);
+    expectLogLine(result.log, { includes: `job ${job.id} canary-blocked on runner-blocked: failed (runner_system_failure)`, endsWith: errorLine });
     const warn = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "gitlab canary job failed");
     expect(warn).toMatchObject({ level: "warn", project: "ci/canary-fail", job: job.id, runner: "runner-blocked", failureReason: "runner_system_failure", errorLine });
     expectNoSecret(result, logLines, token);
@@ -192,7 +192,7 @@ describe("gitlab canary", () => {
     expect(pipelinesOf("ci/canary-restart").map((p) => p.id).sort()).toEqual([left.id, push.id].sort());
     expect(ci.requests.filter((r) => r.method === "POST" && r.path.startsWith("/api/v4/projects/ci%2Fcanary-restart/pipeline"))).toEqual([]);
     expect(result.jobs?.map((j) => j.id)).toEqual([ci.pipelines.get(left.id)?.jobs[0]?.id]);
-    expect(result.log.some((l) => /adopted canary pipeline \d+ left by an earlier run/.test(l) && l.includes(`pipeline ${left.id} `))).toBe(true);
+    expectLogLine(result.log, { includes: `adopted canary pipeline ${left.id} left by an earlier run` });
     expectNoSecret(result, logLines, token);
   });
 
