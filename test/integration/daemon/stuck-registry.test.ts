@@ -59,19 +59,25 @@ afterAll(async () => {
 
 test("aged, over 40 s: every run against a registry that never answers fails with timeout within its deadline + 1 s; the other runner stays on time", async () => {
   const lags: number[] = [];
+  // How late this process's own 250 ms sampling timer and scrape ran: the machine's stall on this run.
+  let stall = 0;
   const t0 = Date.now();
   while (Date.now() < t0 + WINDOW_MS) {
+    const asked = Date.now();
     const m = await daemon.metrics();
     const now = Date.now() / 1000;
     for (const s of select(m, "ci_prober_probe_last_run_timestamp_seconds", { runner: "healthy" })) lags.push(now - s.value);
     await new Promise((r) => setTimeout(r, 250));
+    stall = Math.max(stall, (Date.now() - asked - 250) / 1000);
   }
   // Both of the healthy runner's probes were seen all along. "Behind" is how much longer ago than one
-  // interval its last run ended: never 2 s, and nearly always (95 %) within 0.6 s; the rare worst case is
-  // the whole daemon paused on a 2-core machine shared with other tests (both probes late at once).
+  // interval its last run ended: nearly always (95 %) within 0.6 s, which a healthy run waiting on the
+  // stuck runner's slots (a 2 s timeout each) cannot meet. The rare worst case is the whole machine
+  // stalled (2 cores shared with other tests: both probes late at once, 2.69 s seen), so the worst is
+  // bounded by 2 s plus the worst stall this process itself saw on the same run, not by 2 s alone.
   expect(lags.length).toBeGreaterThan(200);
   const behind = lags.map((l) => l - INTERVAL_MS / 1000).sort((a, b) => a - b);
-  expect(behind.at(-1)).toBeLessThan(2);
+  expect(behind.at(-1)).toBeLessThan(2 + stall);
   expect(behind[Math.floor(behind.length * 0.95)]).toBeLessThan(0.6);
 
   const failures = logRecords(daemon.log()).filter((r) => r.msg === "probe failed" && r.runner === "stuck");
