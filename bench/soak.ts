@@ -137,8 +137,8 @@ function writeSoakConfig(dir: string, services: ServicesInfo, token: GitlabUser,
       "timeout: 5s",
       "full_pull_interval: 0s",
       `listen_address: 127.0.0.1:${port}`,
-      // The owner checks run too: the GitLab client's deadlines and a blocked owner, every 10 s.
-      `gitlab: {url: "${services.gitlab.url}", token_file: ${writeSecretFile(dir, apiToken)}, interval: 10s}`,
+      // The owner checks run too: the GitLab client's deadlines and a blocked owner, every 2 s.
+      `gitlab: {url: "${services.gitlab.url}", token_file: ${writeSecretFile(dir, apiToken)}, interval: 2s}`,
       "runners:",
       `  - {name: soak-htpasswd, docker_config: ${ht}, mode: direct, images: ["${services.htpasswd.image}"]}`,
       `  - {name: soak-token, docker_config: ${tok}, mode: direct, images: ["${services.token.image}"]}`,

@@ -1,4 +1,5 @@
 import type { Config, GitlabConfig } from "./config/resolve.js";
+import { withDeadline } from "./deadline.js";
 import { ANY_REGISTRY, credentialFor, expandRunners, runnerCredentials, type CredentialOptions } from "./credentials/index.js";
 import { oneLine } from "./errors.js";
 import { parseImageRef } from "./image.js";
@@ -102,6 +103,9 @@ function crawlTask(config: Config, gitlab: GitlabConfig, store: HeldStore, logge
   };
 }
 
+/** Longest a plan waits to learn the instance's registry host (a GitLab budget slot included). */
+const JOB_TOKEN_LOOKUP_MS = 5000;
+
 /** The job token's registry paths, when `gitlab:` is configured; a GitLab that cannot be asked leaves only the dependency proxy. */
 async function planJobTokenPaths(config: Config, logger: Logger, signal: AbortSignal, harm: NoHarm): Promise<string[]> {
   const gitlab = config.gitlab;
@@ -110,7 +114,10 @@ async function planJobTokenPaths(config: Config, logger: Logger, signal: AbortSi
   let client: ReturnType<typeof gitlabClient> | undefined;
   const make = () => (client ??= gitlabClient(gitlab, logger, harm.gitlab.for(gitlab.url)));
   try {
-    return await jobTokenPaths(gitlab, make, signal);
+    // Its own short deadline: behind a spent GitLab budget (owner checks every gitlab.interval) the look-up
+    // would wait out the whole plan's deadline and fail the re-plan; this way it fails at once or soon,
+    // and the host learnt before stands.
+    return await withDeadline(JOB_TOKEN_LOOKUP_MS, signal, (s) => jobTokenPaths(gitlab, make, s));
   } finally {
     await client?.close();
   }
