@@ -15,7 +15,12 @@ export default defineConfig({
       // The real services (dockerd, registries, fake GitLab) are started once by the global setup.
       {
         extends: true,
-        test: { name: "integration", include: ["test/integration/**/*.test.ts"], globalSetup: ["test/global-setup.ts"], sequence: { groupOrder: 1 } },
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          globalSetup: ["test/global-setup.ts"],
+          sequence: { groupOrder: 1 },
+        },
       },
     ],
   },

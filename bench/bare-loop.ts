@@ -34,7 +34,9 @@ function get(url: URL, headers: Record<string, string>): Promise<IncomingMessage
   return new Promise((resolve, reject) => {
     const req = request(url, { agent, headers: { "user-agent": "bare-loop", ...headers }, signal: AbortSignal.timeout(30_000) }, resolve);
     // A kept-alive socket the server closed while idle: send again on a new one, as any HTTP client does.
-    req.once("error", (err: Error & { code?: string }) => (req.reusedSocket && err.code === "ECONNRESET" ? get(url, headers).then(resolve, reject) : reject(err)));
+    req.once("error", (err: Error & { code?: string }) =>
+      req.reusedSocket && err.code === "ECONNRESET" ? get(url, headers).then(resolve, reject) : reject(err),
+    );
     req.end();
   });
 }

@@ -83,7 +83,13 @@ export async function benchCost(): Promise<BenchReport> {
     const dir = join(services.info.tmp, "bench-cost");
     mkdirSync(dir, { recursive: true });
     const admin = services.info.gitlab.admin;
-    await pushRandomImage(join(dir, "image"), `${services.info.token.host}/ci/cost:latest`, IMAGE_BYTES, `${admin.username}:${admin.password}`, 120_000);
+    await pushRandomImage(
+      join(dir, "image"),
+      `${services.info.token.host}/ci/cost:latest`,
+      IMAGE_BYTES,
+      `${admin.username}:${admin.password}`,
+      120_000,
+    );
     const user = services.gitlab.state.addUser({ username: "cost-runner-user", password: "cost-runner-pw-5b1e", actions: ["pull"] });
     const dockerConfig = join(dir, "config.json");
     const auth = Buffer.from(`${user.username}:${user.password}`).toString("base64");
@@ -95,13 +101,25 @@ export async function benchCost(): Promise<BenchReport> {
       const [r0, b0, t0, s0] = [proxy.requests, proxy.bytes, tokens(), performance.now()];
       const results: ProbeResult[] = [];
       await withDeadline(120_000, undefined, async (signal) => {
-        const p = await plan({ config, logger: silentLogger, sink: { probe: (_k, r) => results.push(r), checks: () => undefined, cert: () => undefined }, signal, harm });
+        const p = await plan({
+          config,
+          logger: silentLogger,
+          sink: { probe: (_k, r) => results.push(r), checks: () => undefined, cert: () => undefined },
+          signal,
+          harm,
+        });
         await new Scheduler({ concurrency: 4, logger: silentLogger }).runOnce(p.tasks);
       });
       const failed = results.find((r) => !r.success);
       if (failed) throw new Error(`${failed.probe} failed: ${failed.reason}: ${failed.error}`);
       const kind = results.find((r) => r.probe === "pull")?.pull ?? "?";
-      return { kind, requests: proxy.requests - r0, bytes: proxy.bytes - b0, tokens: tokens() - t0, seconds: (performance.now() - s0) / 1000 };
+      return {
+        kind,
+        requests: proxy.requests - r0,
+        bytes: proxy.bytes - b0,
+        tokens: tokens() - t0,
+        seconds: (performance.now() - s0) / 1000,
+      };
     };
     const runner: RunnerSpec = { source: "bench#runners[0]", name: "cost-runner", dockerConfig, mode: "direct", fresh: false };
     const config = (extra: Partial<Config>): Config =>

@@ -34,7 +34,11 @@ export async function benchDirectPull(): Promise<BenchReport> {
     const image = `${info.htpasswd.host}/${IMAGE_PATH}`;
     await pushBigImage(info, dir, image);
     const password = info.htpasswd.users.alice ?? "";
-    const contenders = [await proberCommand(info, dir, image, password), skopeoCommand(dir, image), await floorCommand(info, dir, password)];
+    const contenders = [
+      await proberCommand(info, dir, image, password),
+      skopeoCommand(dir, image),
+      await floorCommand(info, dir, password),
+    ];
     const samples: Sample[][] = contenders.map(() => []);
     for (const c of contenders) await c.run();
     for (let i = 0; i < RUNS; i++) {
@@ -71,7 +75,9 @@ async function pushBigImage(info: ServicesInfo, dir: string, image: string): Pro
 function dockerConfig(dir: string, registry: string, password: string): string {
   const file = join(dir, "docker-config", "config.json");
   mkdirSync(join(dir, "docker-config"), { recursive: true });
-  writeFileSync(file, JSON.stringify({ auths: { [registry]: { auth: Buffer.from(`alice:${password}`).toString("base64") } } }), { mode: 0o600 });
+  writeFileSync(file, JSON.stringify({ auths: { [registry]: { auth: Buffer.from(`alice:${password}`).toString("base64") } } }), {
+    mode: 0o600,
+  });
   return file;
 }
 
@@ -79,7 +85,15 @@ async function proberCommand(info: ServicesInfo, dir: string, image: string, pas
   const config = join(dir, "ci-prober.yml");
   writeFileSync(
     config,
-    ["timeout: 120s", "runners:", "  - name: bench", `    docker_config: ${dockerConfig(dir, info.htpasswd.host, password)}`, "    mode: direct", `    images: [${image}]`, ""].join("\n"),
+    [
+      "timeout: 120s",
+      "runners:",
+      "  - name: bench",
+      `    docker_config: ${dockerConfig(dir, info.htpasswd.host, password)}`,
+      "    mode: direct",
+      `    images: [${image}]`,
+      "",
+    ].join("\n"),
   );
   await assertOnceSucceeds(MAIN, config, PROCESS_TIMEOUT_MS);
   return {
@@ -94,12 +108,18 @@ function skopeoCommand(dir: string, image: string): Contender {
   const out = join(dir, "skopeo-out");
   return {
     label: "skopeo copy docker:// dir:",
-    notes: [`skopeo: skopeo copy --src-tls-verify=false --src-authfile <alice> docker://${image} dir:<tmp> (the dir is removed after each run)`],
+    notes: [
+      `skopeo: skopeo copy --src-tls-verify=false --src-authfile <alice> docker://${image} dir:<tmp> (the dir is removed after each run)`,
+    ],
     async run() {
       rmSync(out, { recursive: true, force: true });
-      const sample = await measure("skopeo", ["copy", "--quiet", "--src-tls-verify=false", "--src-authfile", authfile, `docker://${image}`, `dir:${out}`], {
-        timeoutMs: PROCESS_TIMEOUT_MS,
-      });
+      const sample = await measure(
+        "skopeo",
+        ["copy", "--quiet", "--src-tls-verify=false", "--src-authfile", authfile, `docker://${image}`, `dir:${out}`],
+        {
+          timeoutMs: PROCESS_TIMEOUT_MS,
+        },
+      );
       rmSync(out, { recursive: true, force: true });
       return sample;
     },
@@ -128,5 +148,3 @@ async function floorCommand(info: ServicesInfo, dir: string, password: string): 
     run: () => measure("bash", ["-c", `set -o pipefail; ${script}`], { timeoutMs: PROCESS_TIMEOUT_MS }),
   };
 }
-
-

@@ -12,7 +12,6 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const MAIN = join(ROOT, "dist", "src", "main.js");
 const PROCESS_TIMEOUT_MS = 60_000;
 
-
 /**
  * Engine-mode login + pull of the same image: a whole `ci-prober once`
  * process against `docker login` + `docker pull` by the Debian docker CLI, on
@@ -53,7 +52,11 @@ export async function benchEngine(): Promise<BenchReport> {
       rows: [
         { tool: prober.label, medianSeconds: oursMedian, ratio: oursMedian / theirsMedian, peakRssMb: maxRssMb(ours) },
         { tool: "docker login + docker pull (/usr/bin/docker)", medianSeconds: theirsMedian, ratio: 1, peakRssMb: maxRssMb(theirs) },
-        { tool: "ci-prober engine login + pull in a running process (daemon steady state)", medianSeconds: warmMedian, ratio: warmMedian / theirsMedian },
+        {
+          tool: "ci-prober engine login + pull in a running process (daemon steady state)",
+          medianSeconds: warmMedian,
+          ratio: warmMedian / theirsMedian,
+        },
       ],
       notes: [
         `${RUNS} runs each, alternating, after one warm-up each; image ${info.token.image} on the token registry (fake GitLab /jwt/auth), same dockerd`,
@@ -123,11 +126,13 @@ function cliCommands(info: ServicesInfo, user: { username: string; password: str
     label: "docker login + docker pull",
     notes: [],
     async run() {
-      const login = await measure(docker, ["-H", info.dockerHost, "login", "-u", user.username, "--password-stdin", info.token.host], { env, input: user.password, timeoutMs: PROCESS_TIMEOUT_MS });
+      const login = await measure(docker, ["-H", info.dockerHost, "login", "-u", user.username, "--password-stdin", info.token.host], {
+        env,
+        input: user.password,
+        timeoutMs: PROCESS_TIMEOUT_MS,
+      });
       const pull = await measure(docker, ["-H", info.dockerHost, "pull", "-q", info.token.image], { env, timeoutMs: PROCESS_TIMEOUT_MS });
       return { seconds: login.seconds + pull.seconds, peakRssKb: Math.max(login.peakRssKb, pull.peakRssKb) };
     },
   };
 }
-
-

@@ -79,7 +79,10 @@ export function medianSeconds(samples: Sample[]): number {
  */
 export async function assertOnceSucceeds(main: string, config: string, timeoutMs: number): Promise<void> {
   const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, [main, "once", "--config", config, "--json"], { stdio: ["ignore", "pipe", "inherit"], signal: AbortSignal.timeout(timeoutMs) });
+    const child = spawn(process.execPath, [main, "once", "--config", config, "--json"], {
+      stdio: ["ignore", "pipe", "inherit"],
+      signal: AbortSignal.timeout(timeoutMs),
+    });
     let text = "";
     child.stdout.on("data", (d: Buffer) => (text += d.toString()));
     child.on("error", reject);
@@ -108,7 +111,12 @@ export async function pushRandomImage(dir: string, image: string, bytes: number,
   const layerDigest = await sha256File(layerTar);
   const layerSize = statSync(layerTar).size;
   renameSync(layerTar, join(blobs, layerDigest));
-  const config = JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [`sha256:${layerDigest}`] }, config: {} });
+  const config = JSON.stringify({
+    architecture: "amd64",
+    os: "linux",
+    rootfs: { type: "layers", diff_ids: [`sha256:${layerDigest}`] },
+    config: {},
+  });
   const configDigest = writeBlob(blobs, config);
   const manifest = JSON.stringify({
     schemaVersion: 2,
@@ -117,10 +125,19 @@ export async function pushRandomImage(dir: string, image: string, bytes: number,
     layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: `sha256:${layerDigest}`, size: layerSize }],
   });
   const manifestDigest = writeBlob(blobs, manifest);
-  const ref = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: `sha256:${manifestDigest}`, size: Buffer.byteLength(manifest) };
-  writeFileSync(join(layout, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ ...ref, annotations: { "org.opencontainers.image.ref.name": "img" } }] }));
+  const ref = {
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    digest: `sha256:${manifestDigest}`,
+    size: Buffer.byteLength(manifest),
+  };
+  writeFileSync(
+    join(layout, "index.json"),
+    JSON.stringify({ schemaVersion: 2, manifests: [{ ...ref, annotations: { "org.opencontainers.image.ref.name": "img" } }] }),
+  );
   writeFileSync(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  await run("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", creds, `oci:${layout}:img`, `docker://${image}`], { timeoutMs });
+  await run("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", creds, `oci:${layout}:img`, `docker://${image}`], {
+    timeoutMs,
+  });
   rmSync(layout, { recursive: true, force: true });
 }
 

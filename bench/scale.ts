@@ -51,7 +51,8 @@ export async function benchScale(): Promise<BenchReport> {
     const { accounts, counters, registry } = await setUp(services, dir);
     own.push(registry);
     const files = writeConfigs(dir, accounts);
-    const once = () => measure(process.execPath, [MAIN, "once", "--config", files.yml, "--json"], { timeoutMs: PROCESS_TIMEOUT_MS, captureStdout: true });
+    const once = () =>
+      measure(process.execPath, [MAIN, "once", "--config", files.yml, "--json"], { timeoutMs: PROCESS_TIMEOUT_MS, captureStdout: true });
     const bare = () => measure(process.execPath, [BARE, files.plan], { timeoutMs: PROCESS_TIMEOUT_MS, captureStdout: true });
     const ours: Sample[] = [];
     const theirs: Sample[] = [];
@@ -60,7 +61,9 @@ export async function benchScale(): Promise<BenchReport> {
       const [r0, t0] = [counters.registryRequests(), counters.tokenRequests()];
       const sample = await what();
       check(sample);
-      progress(`${what === once ? "once" : "bare"}: ${sample.seconds.toFixed(2)} s, ${((sample.cpuSeconds ?? 0)).toFixed(2)} s CPU, ${Math.round(sample.peakRssKb / 1024)} MB`);
+      progress(
+        `${what === once ? "once" : "bare"}: ${sample.seconds.toFixed(2)} s, ${(sample.cpuSeconds ?? 0).toFixed(2)} s CPU, ${Math.round(sample.peakRssKb / 1024)} MB`,
+      );
       into.push(sample);
       notes.push(`${counters.registryRequests() - r0} registry + ${counters.tokenRequests() - t0} token`);
     };
@@ -110,17 +113,47 @@ export async function setUp(services: Services, dir: string): Promise<{ accounts
   const ht = Array.from({ length: half }, (_, i) => ({ username: `scale-ht-${i}`, password: secret() }));
   const htpasswd = join(dir, "htpasswd");
   const list = join(dir, "users.txt");
-  writeFileSync(list, [{ username: "admin", password: `scale-admin-${suffix}` }, ...ht].map((u) => `${u.username} ${u.password}\n`).join(""), { mode: 0o600 });
-  await run("sh", ["-c", `while read u p; do htpasswd -bBC 4 ${htpasswd} "$u" "$p" 2>/dev/null || htpasswd -cbBC 4 ${htpasswd} "$u" "$p"; done < ${list}`], {
-    timeoutMs: PROCESS_TIMEOUT_MS,
-  });
+  writeFileSync(
+    list,
+    [{ username: "admin", password: `scale-admin-${suffix}` }, ...ht].map((u) => `${u.username} ${u.password}\n`).join(""),
+    { mode: 0o600 },
+  );
+  await run(
+    "sh",
+    [
+      "-c",
+      `while read u p; do htpasswd -bBC 4 ${htpasswd} "$u" "$p" 2>/dev/null || htpasswd -cbBC 4 ${htpasswd} "$u" "$p"; done < ${list}`,
+    ],
+    {
+      timeoutMs: PROCESS_TIMEOUT_MS,
+    },
+  );
   progress("htpasswd file written");
   const port = await freePort();
-  const registry = await startRegistry(info.tmp, "registry-scale", port, `auth:\n  htpasswd:\n    realm: ci-prober-scale\n    path: ${htpasswd}\n`);
+  const registry = await startRegistry(
+    info.tmp,
+    "registry-scale",
+    port,
+    `auth:\n  htpasswd:\n    realm: ci-prober-scale\n    path: ${htpasswd}\n`,
+  );
   const htHost = `127.0.0.1:${port}`;
-  await pushRandomImage(join(dir, "ht-image"), `${htHost}/${REPOSITORY}:latest`, IMAGE_BYTES, `admin:scale-admin-${suffix}`, PROCESS_TIMEOUT_MS);
-  const tok = Array.from({ length: half }, (_, i) => gitlab.state.addUser({ username: `scale-tok-${i}`, password: secret(), actions: ["pull"] }));
-  await pushRandomImage(join(dir, "tok-image"), `${info.token.host}/${REPOSITORY}:latest`, IMAGE_BYTES, `${info.gitlab.admin.username}:${info.gitlab.admin.password}`, PROCESS_TIMEOUT_MS);
+  await pushRandomImage(
+    join(dir, "ht-image"),
+    `${htHost}/${REPOSITORY}:latest`,
+    IMAGE_BYTES,
+    `admin:scale-admin-${suffix}`,
+    PROCESS_TIMEOUT_MS,
+  );
+  const tok = Array.from({ length: half }, (_, i) =>
+    gitlab.state.addUser({ username: `scale-tok-${i}`, password: secret(), actions: ["pull"] }),
+  );
+  await pushRandomImage(
+    join(dir, "tok-image"),
+    `${info.token.host}/${REPOSITORY}:latest`,
+    IMAGE_BYTES,
+    `${info.gitlab.admin.username}:${info.gitlab.admin.password}`,
+    PROCESS_TIMEOUT_MS,
+  );
   progress("images pushed");
   let tokens = 0;
   gitlab.server.on("request", (req) => {
@@ -131,20 +164,33 @@ export async function setUp(services: Services, dir: string): Promise<{ accounts
     ...ht.map((u) => ({ registry: htHost, ...u })),
     ...tok.map((u) => ({ registry: info.token.host, username: u.username, password: u.password })),
   ];
-  return { accounts, registry, counters: { registryRequests: () => logs.reduce((n, f) => n + accessLines(f), 0), tokenRequests: () => tokens } };
+  return {
+    accounts,
+    registry,
+    counters: { registryRequests: () => logs.reduce((n, f) => n + accessLines(f), 0), tokenRequests: () => tokens },
+  };
 }
 
 /** Requests a docker-registry has answered: one access-log line each. */
 function accessLines(file: string): number {
   statSync(file);
-  return readFileSync(file, "utf8").split("\n").filter((l) => / "(GET|HEAD) \/v2\//.test(l)).length;
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => / "(GET|HEAD) \/v2\//.test(l)).length;
 }
 
 export function writeConfigs(dir: string, accounts: Account[]): { yml: string; plan: string; port: number } {
   const toml = accounts.map((a, i) => {
     const auth = Buffer.from(`${a.username}:${a.password}`).toString("base64");
     const env = JSON.stringify(`DOCKER_AUTH_CONFIG=${JSON.stringify({ auths: { [a.registry]: { auth } } })}`);
-    return [`[[runners]]`, `  name = "scale-${String(i).padStart(4, "0")}"`, `  executor = "docker"`, `  environment = [${env}]`, `  [runners.docker]`, `    image = "${a.registry}/${REPOSITORY}:latest"`].join("\n");
+    return [
+      `[[runners]]`,
+      `  name = "scale-${String(i).padStart(4, "0")}"`,
+      `  executor = "docker"`,
+      `  environment = [${env}]`,
+      `  [runners.docker]`,
+      `    image = "${a.registry}/${REPOSITORY}:latest"`,
+    ].join("\n");
   });
   const runnerConfig = join(dir, "config.toml");
   writeFileSync(runnerConfig, `concurrent = ${CONCURRENCY}\n\n${toml.join("\n\n")}\n`, { mode: 0o600 });
@@ -152,10 +198,24 @@ export function writeConfigs(dir: string, accounts: Account[]): { yml: string; p
   const yml = join(dir, "ci-prober.yml");
   writeFileSync(
     yml,
-    [`interval: ${INTERVAL_S}s`, "timeout: 30s", `concurrency: ${CONCURRENCY}`, `listen_address: 127.0.0.1:${port}`, "runners:", `  - {runner_config: ${runnerConfig}, mode: direct}`, ""].join("\n"),
+    [
+      `interval: ${INTERVAL_S}s`,
+      "timeout: 30s",
+      `concurrency: ${CONCURRENCY}`,
+      `listen_address: 127.0.0.1:${port}`,
+      "runners:",
+      `  - {runner_config: ${runnerConfig}, mode: direct}`,
+      "",
+    ].join("\n"),
   );
   const plan = join(dir, "plan.json");
-  const runners = accounts.map((a) => ({ registry: a.registry, repository: REPOSITORY, tag: "latest", username: a.username, password: a.password }));
+  const runners = accounts.map((a) => ({
+    registry: a.registry,
+    repository: REPOSITORY,
+    tag: "latest",
+    username: a.username,
+    password: a.password,
+  }));
   writeFileSync(plan, JSON.stringify({ concurrency: CONCURRENCY, runners }), { mode: 0o600 });
   return { yml, plan, port };
 }
@@ -180,7 +240,10 @@ interface DaemonFigures {
  * QUIET_MS more have passed; RSS from /proc at the end and its peak.
  */
 async function daemonRound(yml: string, port: number, counters: Counters): Promise<DaemonFigures> {
-  const child = spawn(process.execPath, [MAIN, "run", "--config", yml], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, CI_PROBER_LOG_LEVEL: "warn" } });
+  const child = spawn(process.execPath, [MAIN, "run", "--config", yml], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, CI_PROBER_LOG_LEVEL: "warn" },
+  });
   // The log is read only to keep the pipe flowing.
   child.stderr?.resume();
   try {

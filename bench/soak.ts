@@ -263,17 +263,57 @@ function trends(daemon: DaemonSample[], scrapes: ScrapeSample[]): Trend[] {
   const timers = (s: DaemonSample) => (s.resources.Timeout ?? 0) + (s.resources.Immediate ?? 0);
   const handles = (s: DaemonSample) => Object.values(s.resources).reduce((a, b) => a + b, 0);
   return [
-    trend("heap after GC", "MB", daemon.map((s) => mb(s.heapAfterGc)), 0.1, 1),
-    trend("RSS", "MB", daemon.map((s) => mb(s.rss)), 0.1, 2),
-    trend("open fds", "", daemon.map((s) => s.fds), 0.1, 2),
+    trend(
+      "heap after GC",
+      "MB",
+      daemon.map((s) => mb(s.heapAfterGc)),
+      0.1,
+      1,
+    ),
+    trend(
+      "RSS",
+      "MB",
+      daemon.map((s) => mb(s.rss)),
+      0.1,
+      2,
+    ),
+    trend(
+      "open fds",
+      "",
+      daemon.map((s) => s.fds),
+      0.1,
+      2,
+    ),
     trend("timers", "", daemon.map(timers), 0.1, 2),
     trend("active resources", "", daemon.map(handles), 0.1, 3),
-    trend("series", "", scrapes.map((s) => s.series), 0.1, 0),
+    trend(
+      "series",
+      "",
+      scrapes.map((s) => s.series),
+      0.1,
+      0,
+    ),
     // Milliseconds on a shared machine: 10 % of a few ms is below its noise, hence 3 ms of slack; the
     // trend is on what /metrics takes beyond /-/healthy, measured in the same moment.
-    trend("/metrics latency", "ms", scrapes.map((s) => s.ms), 0.1, 3, scrapes.map((s) => s.ms - s.peerMs)),
+    trend(
+      "/metrics latency",
+      "ms",
+      scrapes.map((s) => s.ms),
+      0.1,
+      3,
+      scrapes.map((s) => s.ms - s.peerMs),
+    ),
     // The peer is the machine's own noise: shown, never judged.
-    { ...trend("/-/healthy latency (peer)", "ms", scrapes.map((s) => s.peerMs), 0.1, 3), grew: false },
+    {
+      ...trend(
+        "/-/healthy latency (peer)",
+        "ms",
+        scrapes.map((s) => s.peerMs),
+        0.1,
+        3,
+      ),
+      grew: false,
+    },
   ];
 }
 

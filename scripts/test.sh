@@ -10,7 +10,7 @@ source scripts/deps.sh
 npm run -s build
 npm run -s typecheck
 npx tsc -p tsconfig.bench.json
-# Lint only: the tree is formatted once, by the lead, so branches in flight do not conflict.
+# Lint and format check (biome check): a line over 140 characters or an unformatted file fails the suite.
 npm run -s lint
 
 mkdir -p .tmp

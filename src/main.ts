@@ -90,7 +90,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       case "once":
         return await (await import("./commands/once.js")).onceCommand(config, values.json ?? false);
       case "credentials":
-        return await (await import("./commands/credentials.js")).credentialsCommand(config, { json: values.json ?? false, gitlab: values.gitlab ?? false });
+        return await (await import("./commands/credentials.js")).credentialsCommand(config, {
+          json: values.json ?? false,
+          gitlab: values.gitlab ?? false,
+        });
       case "check-config":
         return await (await import("./commands/check-config.js")).checkConfigCommand(config);
     }
@@ -105,7 +108,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
 // Loaded on demand: zod and yaml cost ~0.1 s at start, which --help and --version need not pay.
 async function loadConfig(flag: string | undefined, env: NodeJS.ProcessEnv): Promise<Config> {
-  const [{ embeddedDefault, resolveConfigPath }, { loadConfigFile }] = await Promise.all([import("./config/discover.js"), import("./config/read.js")]);
+  const [{ embeddedDefault, resolveConfigPath }, { loadConfigFile }] = await Promise.all([
+    import("./config/discover.js"),
+    import("./config/read.js"),
+  ]);
   const file = resolveConfigPath({ ...(flag !== undefined ? { flag } : {}), env });
   return file === undefined ? embeddedDefault(env) : loadConfigFile(file, env);
 }

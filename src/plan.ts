@@ -53,7 +53,15 @@ export async function plan(opts: PlanOptions): Promise<Plan> {
   return p;
 }
 
-async function planIn({ config, logger, sink, signal, checks = false, harm = new NoHarm(config), held: store }: PlanOptions): Promise<Plan> {
+async function planIn({
+  config,
+  logger,
+  sink,
+  signal,
+  checks = false,
+  harm = new NoHarm(config),
+  held: store,
+}: PlanOptions): Promise<Plan> {
   const { runners: own, errors: runnerErrors } = await expandRunners(config);
   const errors = runnerErrors.map((e) => e.message);
   const jobTokenPaths = await planJobTokenPaths(config, logger, signal, harm);
@@ -95,7 +103,15 @@ function crawlTask(config: Config, gitlab: GitlabConfig, store: HeldStore, logge
       try {
         const crawled = await crawlHeld(client, gitlab, signal);
         store.current = crawled;
-        logger.info({ gitlab: gitlab.url, variables: crawled.views.length, projects: crawled.crawl.projects.length, requests: crawled.crawl.requests }, "gitlab variables crawled");
+        logger.info(
+          {
+            gitlab: gitlab.url,
+            variables: crawled.views.length,
+            projects: crawled.crawl.projects.length,
+            requests: crawled.crawl.requests,
+          },
+          "gitlab variables crawled",
+        );
       } finally {
         await client.close();
       }
@@ -123,7 +139,12 @@ async function planJobTokenPaths(config: Config, logger: Logger, signal: AbortSi
   }
 }
 
-async function readCredentials(runners: Runner[], held: Held | undefined, opts: CredentialOptions, errors: string[]): Promise<Map<string, Credential[]>> {
+async function readCredentials(
+  runners: Runner[],
+  held: Held | undefined,
+  opts: CredentialOptions,
+  errors: string[],
+): Promise<Map<string, Credential[]>> {
   const credentials = new Map<string, Credential[]>();
   await Promise.all(
     runners.map(async (runner) => {
@@ -139,7 +160,9 @@ async function readCredentials(runners: Runner[], held: Held | undefined, opts: 
 export function runnerFacts(runner: Runner, credentials: Credential[], errors: string[]): RunnerFacts {
   // A whole file that could not be read stands under ANY_REGISTRY: it is reported, not a login target. A path key is its own
   // login target (its credential is tried at its registry); the job token is not the runner's to try.
-  const registries = new Set(credentials.filter((c) => c.registry !== ANY_REGISTRY && c.kind !== "job_token").map((c) => c.path ?? c.registry));
+  const registries = new Set(
+    credentials.filter((c) => c.registry !== ANY_REGISTRY && c.kind !== "job_token").map((c) => c.path ?? c.registry),
+  );
   const images: string[] = [];
   for (const image of runner.images) {
     try {

@@ -152,10 +152,13 @@ export class Scheduler {
       if (loop.stopped) return;
       const due = start + n * loop.task.intervalMs;
       n++;
-      loop.timer = setTimeout(() => {
-        this.#tick(loop);
-        next();
-      }, Math.max(0, due - Date.now()));
+      loop.timer = setTimeout(
+        () => {
+          this.#tick(loop);
+          next();
+        },
+        Math.max(0, due - Date.now()),
+      );
     };
     next();
   }

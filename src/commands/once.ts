@@ -36,7 +36,14 @@ export async function onceCommand(config: Config, json: boolean): Promise<number
     process.stdout.write(
       table(
         ["RUNNER", "PROBE", "TARGET", "RESULT", "DURATION", "ERROR"],
-        results.map((r) => [r.runner, r.probe, r.target, r.success ? "ok" : (r.reason ?? "failed"), `${r.durationSeconds.toFixed(3)}s`, r.error ?? ""]),
+        results.map((r) => [
+          r.runner,
+          r.probe,
+          r.target,
+          r.success ? "ok" : (r.reason ?? "failed"),
+          `${r.durationSeconds.toFixed(3)}s`,
+          r.error ?? "",
+        ]),
       ),
     );
   }

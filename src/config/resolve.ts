@@ -236,7 +236,9 @@ function resolveCanary(raw: RawConfig["canary"], files: ConfigFiles): Config["ca
       ...(g.schedule !== undefined ? { schedule: g.schedule } : {}),
       ...(g.token_file !== undefined ? { token: files.secret(g.token_file, "canary.gitlab.token_file") } : {}),
       ...(g.token !== undefined ? { token: new Secret(g.token) } : {}),
-      ...(g.trigger_token_file !== undefined ? { triggerToken: files.secret(g.trigger_token_file, "canary.gitlab.trigger_token_file") } : {}),
+      ...(g.trigger_token_file !== undefined
+        ? { triggerToken: files.secret(g.trigger_token_file, "canary.gitlab.trigger_token_file") }
+        : {}),
       ...(g.ca_file !== undefined ? { ca: files.text(g.ca_file, "canary.gitlab.ca_file") } : {}),
     };
   }

@@ -16,16 +16,17 @@ const duration = z.unknown().transform((value, ctx) => {
 
 const positiveDuration = duration.refine((ms) => ms > 0, { message: "expected a duration above 0s" });
 
-const listenAddress = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, { message: "expected host:port, like 0.0.0.0:9839" });
+const listenAddress = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, { message: "expected host:port, like 0.0.0.0:9839" });
 
 const mode = z.enum(["engine", "direct"], { message: 'expected "engine" or "direct"' });
 const image = z.string().superRefine((value, ctx) => {
   try {
     parseImageRef(value);
   } catch {
-    ctx.addIssue({ code: "custom", message: `expected an image reference like registry.example.jp/ci/canary:latest, got ${JSON.stringify(value)}` });
+    ctx.addIssue({
+      code: "custom",
+      message: `expected an image reference like registry.example.jp/ci/canary:latest, got ${JSON.stringify(value)}`,
+    });
   }
 });
 const images = z.array(image);
@@ -99,7 +100,10 @@ const gitlab = z.strictObject({
   /** GitLab API requests a minute, all of ci-prober's together (owner checks, canary, crawls). */
   requests_per_minute: z.number().int().min(1, { message: "expected an integer of at least 1" }).optional(),
   /** The instance's container registry, when the API should not be asked (host[:port]). */
-  registry: z.string().regex(/^[^/\s]+$/, { message: "expected a registry host[:port] like registry.example.jp" }).optional(),
+  registry: z
+    .string()
+    .regex(/^[^/\s]+$/, { message: "expected a registry host[:port] like registry.example.jp" })
+    .optional(),
   /** DOCKER_AUTH_CONFIG held as CI/CD variables: true for every group and project, or a list of full paths. */
   variables: z
     .union([z.boolean(), z.array(z.string().min(1))], { error: "expected true, false or a list of group and project full paths" })

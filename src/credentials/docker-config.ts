@@ -61,7 +61,11 @@ async function readDockerConfigFile(file: string, signal: AbortSignal, legacy = 
     const code = (err as NodeJS.ErrnoException).code;
     // No config.json means no `docker login` happened: no credential, which a probe reports as credential_missing if it needs one.
     if (code === "ENOENT") return undefined;
-    return { state: "broken", where: file, message: `${file}: cannot read: ${code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : (code ?? "unknown error")}` };
+    return {
+      state: "broken",
+      where: file,
+      message: `${file}: cannot read: ${code === "EACCES" ? "permission denied" : code === "EISDIR" ? "is a directory" : (code ?? "unknown error")}`,
+    };
   }
   return legacy ? parseDockerConfig(legacyAsConfig(text), file) : parseDockerConfig(text, file);
 }
@@ -131,7 +135,13 @@ export function authsCredential(runner: Runner, where: string, key: string, entr
   if (entry?.auth) {
     const decoded = decodeAuth(entry.auth);
     if (typeof decoded === "string") {
-      return { ...base, username: "", kind: "unknown", secretType: "password", error: { reason: "credential_invalid", message: `${source}: auth ${decoded}` } };
+      return {
+        ...base,
+        username: "",
+        kind: "unknown",
+        secretType: "password",
+        error: { reason: "credential_invalid", message: `${source}: auth ${decoded}` },
+      };
     }
     ({ username, password } = decoded);
   }

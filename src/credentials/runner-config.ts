@@ -20,14 +20,18 @@ const DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock";
  * later ones become `name#2`, `name#3`, … in config order, and Runner.source
  * still names the exact entry.
  */
-export async function expandRunners(config: Config, opts: { signal?: AbortSignal } = {}): Promise<{ runners: Runner[]; errors: InputError[] }> {
+export async function expandRunners(
+  config: Config,
+  opts: { signal?: AbortSignal } = {},
+): Promise<{ runners: Runner[]; errors: InputError[] }> {
   const signal = opts.signal ?? new AbortController().signal;
   const runners: Runner[] = [];
   const errors: InputError[] = [];
   for (const spec of config.runners) {
-    const { runners: found, errors: bad } = spec.runnerConfig !== undefined
-      ? await fromRunnerConfig(spec, spec.runnerConfig, config, signal)
-      : await fromHand(spec, config, signal);
+    const { runners: found, errors: bad } =
+      spec.runnerConfig !== undefined
+        ? await fromRunnerConfig(spec, spec.runnerConfig, config, signal)
+        : await fromHand(spec, config, signal);
     runners.push(...found);
     errors.push(...bad);
   }
@@ -142,7 +146,10 @@ function dockerAuthConfigFromEnvironment(environment: string[], source: string):
 }
 
 /** docker_auth_config_file of ci-prober.yml: a file holding a DOCKER_AUTH_CONFIG value; its path is its source. */
-async function readDockerAuthConfigFile(spec: RunnerSpec, signal: AbortSignal): Promise<{ dockerAuthConfig?: Runner["dockerAuthConfig"]; errors: InputError[] }> {
+async function readDockerAuthConfigFile(
+  spec: RunnerSpec,
+  signal: AbortSignal,
+): Promise<{ dockerAuthConfig?: Runner["dockerAuthConfig"]; errors: InputError[] }> {
   const file = spec.dockerAuthConfigFile;
   if (file === undefined) return { errors: [] };
   try {

@@ -10,19 +10,25 @@ const str = z.string({ error: "expected a string" });
 const strList = z.array(str, { error: "expected a list of strings" });
 
 /** One `auths` entry of a Docker config.json (docker/cli types.AuthConfig as stored). */
-export const authEntrySchema = z.looseObject({
-  auth: str.nullish(),
-  username: str.nullish(),
-  password: str.nullish(),
-  identitytoken: str.nullish(),
-}, { error: "expected an object" });
+export const authEntrySchema = z.looseObject(
+  {
+    auth: str.nullish(),
+    username: str.nullish(),
+    password: str.nullish(),
+    identitytoken: str.nullish(),
+  },
+  { error: "expected an object" },
+);
 
 /** A Docker config.json, or a DOCKER_AUTH_CONFIG value (the same format inside a string). */
-export const dockerConfigSchema = z.looseObject({
-  auths: z.record(z.string(), authEntrySchema.nullish(), { error: "expected an object of registry to credential" }).nullish(),
-  credHelpers: z.record(z.string(), str, { error: "expected an object of registry to helper name" }).nullish(),
-  credsStore: str.nullish(),
-}, { error: "expected a JSON object" });
+export const dockerConfigSchema = z.looseObject(
+  {
+    auths: z.record(z.string(), authEntrySchema.nullish(), { error: "expected an object of registry to credential" }).nullish(),
+    credHelpers: z.record(z.string(), str, { error: "expected an object of registry to helper name" }).nullish(),
+    credsStore: str.nullish(),
+  },
+  { error: "expected a JSON object" },
+);
 
 /** `docker-credential-NAME get` answer (docker-credential-helpers credentials.Credentials). */
 export const helperGetSchema = z.looseObject({
@@ -40,19 +46,25 @@ const pullPolicy = z.union([z.string(), z.array(z.string())], { error: "expected
 export const runnerConfigSchema = z.looseObject({
   runners: z
     .array(
-      z.looseObject({
-        name: str.optional(),
-        executor: str.optional(),
-        environment: strList.optional(),
-        docker: z
-          .looseObject({
-            host: str.optional(),
-            image: str.optional(),
-            pull_policy: pullPolicy.optional(),
-            tls_cert_path: str.optional(),
-          }, { error: "expected a table" })
-          .optional(),
-      }, { error: "expected a table" }),
+      z.looseObject(
+        {
+          name: str.optional(),
+          executor: str.optional(),
+          environment: strList.optional(),
+          docker: z
+            .looseObject(
+              {
+                host: str.optional(),
+                image: str.optional(),
+                pull_policy: pullPolicy.optional(),
+                tls_cert_path: str.optional(),
+              },
+              { error: "expected a table" },
+            )
+            .optional(),
+        },
+        { error: "expected a table" },
+      ),
       { error: "expected an array of tables ([[runners]])" },
     )
     .optional(),

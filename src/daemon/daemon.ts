@@ -110,8 +110,11 @@ export async function startDaemon(initial: Config, logger: Logger, opts: DaemonO
   });
   logger.info({ address: server.address, config: config.file, tls: server.tls, web_config: config.webConfigFile ?? null }, "listening");
 
-  const firstPlan = await withDeadline(planTimeoutMs(config), undefined, (signal) => plan({ config, logger, sink, signal, checks: true, harm, held }));
-  if (firstPlan.runners.length === 0) logger.warn({ config: config.file }, "no runners to probe: no gitlab-runner config.toml or Docker config.json found");
+  const firstPlan = await withDeadline(planTimeoutMs(config), undefined, (signal) =>
+    plan({ config, logger, sink, signal, checks: true, harm, held }),
+  );
+  if (firstPlan.runners.length === 0)
+    logger.warn({ config: config.file }, "no runners to probe: no gitlab-runner config.toml or Docker config.json found");
   // Containers a crashed prober left behind go before this one starts its own.
   await removeLeftoverCanaries(canaryEngines(config, firstPlan.runners), logger);
   runners = firstPlan.runners;

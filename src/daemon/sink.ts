@@ -42,18 +42,28 @@ export function daemonSink(metrics: Metrics, status: StatusStore, logger: Logger
       };
       const who = { reason: r.reason, error: r.error, username: r.credential?.username, source: r.credential?.source };
       if (r.success) logger.info(fields, "probe succeeded");
-      else if (r.backoff) logger.info({ ...fields, ...who, next_attempt_at: new Date(r.backoff.nextAttemptAt).toISOString() }, "probe backing off");
+      else if (r.backoff)
+        logger.info({ ...fields, ...who, next_attempt_at: new Date(r.backoff.nextAttemptAt).toISOString() }, "probe backing off");
       else logger.warn({ ...fields, ...who }, "probe failed");
     },
     checks(key, checks) {
       if (!planned.has(key)) return;
       const checkedAt = new Date().toISOString();
       for (const c of checks) {
-        metrics.setOwnerFacts(key, { runner: c.runner, registry: c.registry, username: c.username, state: c.state, ...(c.expiresAt !== undefined ? { expiresAt: c.expiresAt } : {}) });
+        metrics.setOwnerFacts(key, {
+          runner: c.runner,
+          registry: c.registry,
+          username: c.username,
+          state: c.state,
+          ...(c.expiresAt !== undefined ? { expiresAt: c.expiresAt } : {}),
+        });
         kinds.learn(c);
         logCheck(logger, c);
       }
-      status.recordChecks(key, checks.map((c) => checkView(c, checkedAt)));
+      status.recordChecks(
+        key,
+        checks.map((c) => checkView(c, checkedAt)),
+      );
     },
     cert(key, registry, notAfterMs) {
       if (!planned.has(key)) return;

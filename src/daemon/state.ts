@@ -53,7 +53,12 @@ export class PlanState implements KindBook, PlannedTasks {
    */
   apply(p: Plan, extra: Task[] = []): { added: number; removed: number } {
     const { metrics, status, logger } = this;
-    const views = new Map([...p.credentials].map(([name, creds]) => [name, this.#withKinds(creds).map((c): CredentialView => credentialRow(c, p.jobTokenPaths))]));
+    const views = new Map(
+      [...p.credentials].map(([name, creds]) => [
+        name,
+        this.#withKinds(creds).map((c): CredentialView => credentialRow(c, p.jobTokenPaths)),
+      ]),
+    );
     status.setRunners(p.runners, views);
     // A runner's broken config.json, helper or config.toml is what the prober is there to find: a finding, not an error of its own.
     if (p.errors.join("\n") !== this.#errors) for (const e of p.errors) logger.warn({ error: e }, "runner source unusable");
@@ -78,7 +83,8 @@ export class PlanState implements KindBook, PlannedTasks {
     const { removed, added } = this.scheduler.sync(tasks);
     for (const key of removed) metrics.drop(key);
     status.retain(this.#tasks);
-    if (added.length > 0 || removed.length > 0) logger.info({ added: added.length, removed: removed.length, tasks: p.tasks.length }, "plan updated");
+    if (added.length > 0 || removed.length > 0)
+      logger.info({ added: added.length, removed: removed.length, tasks: p.tasks.length }, "plan updated");
     return { added: added.length, removed: removed.length };
   }
 

@@ -54,6 +54,7 @@ export async function checkLogin(docker: Docker, dockerHost: string, auth: Engin
     throw engineError(err, dockerHost, `login to ${auth.serveraddress}`);
   }
   const parsed = authResponseSchema.safeParse(answer);
-  if (!parsed.success) throw new ProbeError("bad_response", `login to ${auth.serveraddress}: the engine's /auth answer is not an AuthResponse`);
+  if (!parsed.success)
+    throw new ProbeError("bad_response", `login to ${auth.serveraddress}: the engine's /auth answer is not an AuthResponse`);
   return parsed.data.Status ?? "";
 }

@@ -70,7 +70,15 @@ async function createClient(address: EngineAddress, signal: AbortSignal): Promis
  * the prober's own.
  */
 export async function clientOptions(address: EngineAddress, signal: AbortSignal): Promise<Dockerode.DockerOptions> {
-  const none = { socketPath: undefined, host: undefined, port: undefined, ca: undefined, cert: undefined, key: undefined, timeout: undefined };
+  const none = {
+    socketPath: undefined,
+    host: undefined,
+    port: undefined,
+    ca: undefined,
+    cert: undefined,
+    key: undefined,
+    timeout: undefined,
+  };
   const url = address.dockerHost;
   if (url.startsWith("unix://")) {
     const socketPath = url.slice("unix://".length);
@@ -101,7 +109,19 @@ async function readTlsFiles(dir: string, signal: AbortSignal): Promise<{ ca: str
 }
 
 // Errors on the engine's own socket (as opposed to the daemon reporting a registry failure inside an HTTP answer).
-const SOCKET_CODES = new Set(["ENOENT", "ECONNREFUSED", "EACCES", "ECONNRESET", "EPIPE", "ENOTSOCK", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT"]);
+const SOCKET_CODES = new Set([
+  "ENOENT",
+  "ECONNREFUSED",
+  "EACCES",
+  "ECONNRESET",
+  "EPIPE",
+  "ENOTSOCK",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+]);
 
 /** An answer from the daemon that was not the one wanted; its message is the daemon's own text. */
 export class DaemonError extends Error {

@@ -33,7 +33,12 @@ export interface CanaryContainer {
 }
 
 /** POST /containers/create for a canary job: labelled as ci-prober's, no TTY, the configured network. */
-export async function createCanaryContainer(docker: Docker, dockerHost: string, spec: ContainerSpec, signal: AbortSignal): Promise<CanaryContainer> {
+export async function createCanaryContainer(
+  docker: Docker,
+  dockerHost: string,
+  spec: ContainerSpec,
+  signal: AbortSignal,
+): Promise<CanaryContainer> {
   signal.throwIfAborted();
   let id: string;
   try {
@@ -75,7 +80,8 @@ function canaryContainer(docker: Docker, dockerHost: string, id: string): Canary
         throw engineError(err, dockerHost, `wait for canary container ${short}`);
       }
       const parsed = waitResponseSchema.safeParse(answer);
-      if (!parsed.success) throw new ProbeError("bad_response", `wait for canary container ${short}: the engine's answer has no StatusCode`);
+      if (!parsed.success)
+        throw new ProbeError("bad_response", `wait for canary container ${short}: the engine's answer has no StatusCode`);
       if (parsed.data.Error?.Message) throw new ProbeError("container_failed", `canary container ${short}: ${parsed.data.Error.Message}`);
       return parsed.data.StatusCode;
     },

@@ -19,19 +19,31 @@ export interface PullOptions {
  * so a failure after that (a denied layer, a digest mismatch) arrives only as
  * an `error` event inside the stream.
  */
-export async function pullImage(docker: Docker, dockerHost: string, image: string, auth: EngineAuth | undefined, opts: PullOptions): Promise<{ bytes: number }> {
+export async function pullImage(
+  docker: Docker,
+  dockerHost: string,
+  image: string,
+  auth: EngineAuth | undefined,
+  opts: PullOptions,
+): Promise<{ bytes: number }> {
   const ref = parseImageRef(image);
   const name = formatImageRef(ref);
   if (opts.fresh) await removeImage(docker, dockerHost, name, opts.signal, opts.step);
   opts.signal.throwIfAborted();
-  const query = { fromImage: ref.registry === "docker.io" ? ref.repository : `${ref.registry}/${ref.repository}`, tag: ref.digest ?? ref.tag ?? "latest", abortSignal: opts.signal };
+  const query = {
+    fromImage: ref.registry === "docker.io" ? ref.repository : `${ref.registry}/${ref.repository}`,
+    tag: ref.digest ?? ref.tag ?? "latest",
+    abortSignal: opts.signal,
+  };
   let stream: NodeJS.ReadableStream;
   try {
     stream = auth ? await docker.createImage({ key: registryAuthHeader(auth) }, query) : await docker.createImage(query);
   } catch (err) {
     throw engineError(err, dockerHost, `pull ${name}`);
   }
-  opts.step?.(`POST /images/create ${name}${auth ? ` as ${auth.username ?? "<identity token>"}` : " anonymously"} -> 200, reading progress`);
+  opts.step?.(
+    `POST /images/create ${name}${auth ? ` as ${auth.username ?? "<identity token>"}` : " anonymously"} -> 200, reading progress`,
+  );
   try {
     // docker-modem ties the signal to the request only; once the answer streams, aborting must destroy it too.
     return await scanProgress(addAbortSignal(opts.signal, stream as Readable), name);
@@ -85,7 +97,13 @@ function countEvent(event: ProgressEvent | undefined, layers: Map<string, { curr
 }
 
 /** Remove an image so the next pull fetches its layers; an image that is not there is fine. */
-export async function removeImage(docker: Docker, dockerHost: string, name: string, signal: AbortSignal, step?: (message: string) => void): Promise<void> {
+export async function removeImage(
+  docker: Docker,
+  dockerHost: string,
+  name: string,
+  signal: AbortSignal,
+  step?: (message: string) => void,
+): Promise<void> {
   signal.throwIfAborted();
   try {
     await docker.getImage(name).remove({ force: true, abortSignal: signal });

@@ -17,7 +17,13 @@ export function projectPath(project: string): string {
 }
 
 /** POST /projects/:id/pipeline with the variables as `env_var`s. */
-export function createPipeline(client: GitlabClient, project: string, ref: string, variables: Record<string, string>, opts: CallOptions): Promise<Pipeline> {
+export function createPipeline(
+  client: GitlabClient,
+  project: string,
+  ref: string,
+  variables: Record<string, string>,
+  opts: CallOptions,
+): Promise<Pipeline> {
   const list = Object.entries(variables).map(([key, value]) => ({ key, value, variable_type: "env_var" }));
   return client.request("POST", `${projectPath(project)}/pipeline`, { ...opts, schema: pipelineSchema, json: { ref, variables: list } });
 }
@@ -45,7 +51,11 @@ export function getPipeline(client: GitlabClient, project: string, id: number, o
 
 /** Jobs of a pipeline, oldest first. One page of 100: a canary pipeline has one job per runner tag. */
 export async function pipelineJobs(client: GitlabClient, project: string, id: number, opts: CallOptions): Promise<Job[]> {
-  const jobs = await client.request("GET", `${projectPath(project)}/pipelines/${id}/jobs`, { ...opts, schema: jobListSchema, query: { per_page: 100 } });
+  const jobs = await client.request("GET", `${projectPath(project)}/pipelines/${id}/jobs`, {
+    ...opts,
+    schema: jobListSchema,
+    query: { per_page: 100 },
+  });
   return [...jobs].sort((a, b) => a.id - b.id);
 }
 
@@ -70,8 +80,16 @@ export async function activePipelines(client: GitlabClient, project: string, ref
   return [...found.values()].sort((a, b) => b.id - a.id);
 }
 
-export async function pipelineVariables(client: GitlabClient, project: string, id: number, opts: CallOptions): Promise<Record<string, string>> {
-  const list = await client.request("GET", `${projectPath(project)}/pipelines/${id}/variables`, { ...opts, schema: pipelineVariablesSchema });
+export async function pipelineVariables(
+  client: GitlabClient,
+  project: string,
+  id: number,
+  opts: CallOptions,
+): Promise<Record<string, string>> {
+  const list = await client.request("GET", `${projectPath(project)}/pipelines/${id}/variables`, {
+    ...opts,
+    schema: pipelineVariablesSchema,
+  });
   return Object.fromEntries(list.map((v) => [v.key, v.value ?? ""]));
 }
 

@@ -10,12 +10,7 @@ const SECTION = /section_(?:start|end):\d+:[^\r\n]*\r/g;
  * the Docker daemon write them. Checked on each line in trace order: the first
  * line that matches any of them wins, because later lines repeat or summarise it.
  */
-const EXPLAINS_FAILURE: readonly RegExp[] = [
-  /^ERROR: /,
-  /^WARNING: Failed to pull image/,
-  /unauthorized: /i,
-  /pull access denied/i,
-];
+const EXPLAINS_FAILURE: readonly RegExp[] = [/^ERROR: /, /^WARNING: Failed to pull image/, /unauthorized: /i, /pull access denied/i];
 
 const MAX_LINE = 1000;
 

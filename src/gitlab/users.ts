@@ -57,7 +57,12 @@ export type RefusedState = "revoked" | "expired" | "blocked" | "deactivated" | "
  */
 export async function lookupToken(client: GitlabClient, secret: Secret, signal: AbortSignal): Promise<TokenLookup> {
   try {
-    const token = await client.request("GET", "/personal_access_tokens/self", { signal, schema: personalAccessTokenSchema, token: secret, cache: true });
+    const token = await client.request("GET", "/personal_access_tokens/self", {
+      signal,
+      schema: personalAccessTokenSchema,
+      token: secret,
+      cache: true,
+    });
     return { kind: "token", token };
   } catch (err) {
     if (!(err instanceof HttpStatusError) || ![400, 401, 403].includes(err.status)) throw err;

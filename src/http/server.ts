@@ -31,7 +31,13 @@ export interface HttpServer {
 /** /metrics, /-/healthy, /-/ready, POST /-/reload, /status, / — nothing else, all behind the web config when there is one (no path exempt). */
 export async function startServer(opts: ServerOptions): Promise<HttpServer> {
   const { host, port } = splitAddress(opts.listenAddress);
-  return listenGuarded({ host, port, logger: opts.logger, handler: routes(opts), ...(opts.webConfigFile !== undefined ? { webConfigFile: opts.webConfigFile } : {}) });
+  return listenGuarded({
+    host,
+    port,
+    logger: opts.logger,
+    handler: routes(opts),
+    ...(opts.webConfigFile !== undefined ? { webConfigFile: opts.webConfigFile } : {}),
+  });
 }
 
 function routes(opts: ServerOptions): RequestListener {
@@ -49,7 +55,9 @@ function routes(opts: ServerOptions): RequestListener {
       // Text built from probe results is scrubbed as a last guard; /metrics is not (guard false): it holds no secret by
       // construction (labels are runner names, registries, images, usernames and sources; values are numbers), and a
       // pass over every known secret for each of its 35,000 lines was most of its cost at 1,000 runners.
-      res.writeHead(status, { "content-type": type, "cache-control": "no-store" }).end(req.method === "HEAD" ? undefined : guard ? scrub(body) : body);
+      res
+        .writeHead(status, { "content-type": type, "cache-control": "no-store" })
+        .end(req.method === "HEAD" ? undefined : guard ? scrub(body) : body);
     };
     switch (path) {
       case "/metrics":

@@ -118,7 +118,12 @@ function sinceText(p: ProbeEntry, startedAt: string, now: number): string {
 }
 
 function credentialText(c: NonNullable<LastResult["credential"]>, row: CredentialRow | undefined): string {
-  const use = row === undefined ? "" : row.in_use ? ` · <span class="ok-text">in use</span>` : ` · <span class="warn-text">shadowed${row.shadowed_by ? ` by <code>${esc(row.shadowed_by)}</code>` : ""}</span>`;
+  const use =
+    row === undefined
+      ? ""
+      : row.in_use
+        ? ` · <span class="ok-text">in use</span>`
+        : ` · <span class="warn-text">shadowed${row.shadowed_by ? ` by <code>${esc(row.shadowed_by)}</code>` : ""}</span>`;
   return `credential <b>${esc(c.username || "-")}</b> (${esc(c.kind)}, ${esc(c.secret_type)}) from <code>${esc(c.source)}</code>${use}`;
 }
 
@@ -149,17 +154,30 @@ function credentialRisks(doc: StatusDoc, now: number): Risk[] {
   const risks: Risk[] = [];
   for (const c of doc.credential_checks) {
     if (c.state !== "active" && c.state !== "unknown") {
-      risks.push({ order: 0, runner: c.runner, registry: c.registry, topic: "owner_inactive", text: `the owner of <b>${esc(c.username)}</b>'s credential is <b class="bad-text">${esc(c.state)}</b>` });
+      risks.push({
+        order: 0,
+        runner: c.runner,
+        registry: c.registry,
+        topic: "owner_inactive",
+        text: `the owner of <b>${esc(c.username)}</b>'s credential is <b class="bad-text">${esc(c.state)}</b>`,
+      });
     }
     const days = c.expires_at ? Math.floor((Date.parse(c.expires_at) - now) / 86_400_000) : undefined;
     if (days !== undefined && days < EXPIRY_WARNING_DAYS) {
       const when = days < 0 ? `expired ${-days} day${days === -1 ? "" : "s"} ago` : `expires in ${days} day${days === 1 ? "" : "s"}`;
-      risks.push({ order: 1, runner: c.runner, registry: c.registry, topic: "expiring", text: `<b>${esc(c.username)}</b>'s token ${when} (${time(c.expires_at ?? "")})` });
+      risks.push({
+        order: 1,
+        runner: c.runner,
+        registry: c.registry,
+        topic: "expiring",
+        text: `<b>${esc(c.username)}</b>'s token ${when} (${time(c.expires_at ?? "")})`,
+      });
     }
   }
   for (const runner of doc.runners) {
     for (const row of runner.credentials) risks.push(...rowRisks(row));
-    if (runner.latent_failures) risks.push({ order: 4, runner: runner.name, registry: "", topic: "pull", text: esc(runner.latent_failures) });
+    if (runner.latent_failures)
+      risks.push({ order: 4, runner: runner.name, registry: "", topic: "pull", text: esc(runner.latent_failures) });
   }
   return risks.sort((a, b) => a.order - b.order || a.runner.localeCompare(b.runner));
 }
@@ -168,10 +186,22 @@ function rowRisks(row: CredentialRow): Risk[] {
   const risks: Risk[] = [];
   const at = `<code>${esc(row.source)}</code>`;
   if (row.kind === "personal" && row.in_use) {
-    risks.push({ order: 2, runner: row.runner, registry: row.registry, topic: "personal", text: `<b>${esc(row.username)}</b> is a <b class="warn-text">personal</b> credential (${at}): when that person leaves or is locked out, these jobs fail` });
+    risks.push({
+      order: 2,
+      runner: row.runner,
+      registry: row.registry,
+      topic: "personal",
+      text: `<b>${esc(row.username)}</b> is a <b class="warn-text">personal</b> credential (${at}): when that person leaves or is locked out, these jobs fail`,
+    });
   }
   if (row.shadows_job_token) {
-    risks.push({ order: 3, runner: row.runner, registry: row.registry, topic: "shadows_job_token", text: `<b>${esc(row.username)}</b> (${at}) <b class="warn-text">shadows the job token</b>: jobs use it instead of their own` });
+    risks.push({
+      order: 3,
+      runner: row.runner,
+      registry: row.registry,
+      topic: "shadows_job_token",
+      text: `<b>${esc(row.username)}</b> (${at}) <b class="warn-text">shadows the job token</b>: jobs use it instead of their own`,
+    });
   }
   return risks;
 }
@@ -179,7 +209,8 @@ function rowRisks(row: CredentialRow): Risk[] {
 function risksSection(risks: Risk[]): string {
   if (risks.length === 0) return `<section id="risks"><h2>Credential risks</h2><p class="quiet">No credential at risk.</p></section>`;
   const items = risks.map(
-    (r) => `<li><span class="runner">${esc(r.runner)}</span>${r.registry ? ` → <code>${esc(r.registry)}</code>` : ""}: ${r.text}. <a class="runbook" href="${runbookUrl(r.topic)}">runbook</a></li>`,
+    (r) =>
+      `<li><span class="runner">${esc(r.runner)}</span>${r.registry ? ` → <code>${esc(r.registry)}</code>` : ""}: ${r.text}. <a class="runbook" href="${runbookUrl(r.topic)}">runbook</a></li>`,
   );
   return `<section id="risks"><h2>Credential risks (${risks.length})</h2><ul class="risks">${items.join("\n")}</ul></section>`;
 }
@@ -188,10 +219,15 @@ function runnersSection(doc: StatusDoc, probes: (ProbeEntry & { last: LastResult
   const byRunner = new Map<string, (ProbeEntry & { last: LastResult })[]>();
   for (const p of probes) byRunner.set(p.last.runner, [...(byRunner.get(p.last.runner) ?? []), p]);
   const known = new Set(doc.runners.map((r) => r.name));
-  const runners = [...doc.runners].sort((a, b) => failingOf(byRunner.get(b.name)) - failingOf(byRunner.get(a.name)) || a.name.localeCompare(b.name));
+  const runners = [...doc.runners].sort(
+    (a, b) => failingOf(byRunner.get(b.name)) - failingOf(byRunner.get(a.name)) || a.name.localeCompare(b.name),
+  );
   const groups = runners.map((r) => runnerGroup(r, byRunner.get(r.name) ?? [], doc, now));
   const others = probes.filter((p) => !known.has(p.last.runner));
-  if (others.length > 0) groups.push(`<details class="group" open><summary><b>Not of one runner</b> · ${others.length} probes</summary>${probeTable(others, doc, now)}</details>`);
+  if (others.length > 0)
+    groups.push(
+      `<details class="group" open><summary><b>Not of one runner</b> · ${others.length} probes</summary>${probeTable(others, doc, now)}</details>`,
+    );
   return `<section id="runners"><h2>Runners (${doc.runners.length})</h2>\n${groups.join("\n")}</section>`;
 }
 
@@ -205,21 +241,29 @@ ${credentialTable(runner.credentials)}
 }
 
 function probeTable(probes: (ProbeEntry & { last: LastResult })[], doc: StatusDoc, now: number): string {
-  const rows = [...probes].sort((a, b) => Number(a.last.success) - Number(b.last.success) || a.key.localeCompare(b.key)).map((p) => {
-    const r = p.last;
-    const result = r.success ? `<span class="ok-text">ok</span>` : `<span class="bad-text">${esc(r.reason ?? "failed")}</span>`;
-    const since = r.success ? `passing · last run ${time(r.started_at)}` : sinceText(p, doc.started_at, now);
-    return `<tr><td>${result}</td><td>${esc(r.probe)}</td><td class="nowrap"><code>${esc(r.target)}</code></td><td>${since}</td><td>${strip(p.history)}</td><td class="num">${r.duration_seconds.toFixed(3)} s</td></tr>`;
-  });
+  const rows = [...probes]
+    .sort((a, b) => Number(a.last.success) - Number(b.last.success) || a.key.localeCompare(b.key))
+    .map((p) => {
+      const r = p.last;
+      const result = r.success ? `<span class="ok-text">ok</span>` : `<span class="bad-text">${esc(r.reason ?? "failed")}</span>`;
+      const since = r.success ? `passing · last run ${time(r.started_at)}` : sinceText(p, doc.started_at, now);
+      return `<tr><td>${result}</td><td>${esc(r.probe)}</td><td class="nowrap"><code>${esc(r.target)}</code></td><td>${since}</td><td>${strip(p.history)}</td><td class="num">${r.duration_seconds.toFixed(3)} s</td></tr>`;
+    });
   return `<table class="probes"><thead><tr><th>result</th><th>probe</th><th>target</th><th>since</th><th>recent</th><th>took</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
 
 function credentialTable(rows: CredentialRow[]): string {
   if (rows.length === 0) return `<p class="quiet">No credential found for this runner.</p>`;
   const body = rows.map((c) => {
-    const use = c.error ? `<span class="bad-text">${esc(c.reason ?? "unreadable")}</span>` : c.in_use ? `<span class="ok-text">in use</span>` : `<span class="warn-text">shadowed</span>`;
-    return `<tr class="${c.in_use ? "" : "dim"}"><td class="nowrap"><code>${esc(c.registry)}</code></td><td class="nowrap">${esc(c.username || "-")}</td><td>${esc(c.kind)}</td><td>${esc(c.secret_type)}</td>` +
-      `<td class="nowrap">${use}</td><td><code>${esc(c.source)}</code>${esc(rowNote(c))}${c.error ? `<div class="bad-text">${esc(c.error)}</div>` : ""}</td></tr>`;
+    const use = c.error
+      ? `<span class="bad-text">${esc(c.reason ?? "unreadable")}</span>`
+      : c.in_use
+        ? `<span class="ok-text">in use</span>`
+        : `<span class="warn-text">shadowed</span>`;
+    return (
+      `<tr class="${c.in_use ? "" : "dim"}"><td class="nowrap"><code>${esc(c.registry)}</code></td><td class="nowrap">${esc(c.username || "-")}</td><td>${esc(c.kind)}</td><td>${esc(c.secret_type)}</td>` +
+      `<td class="nowrap">${use}</td><td><code>${esc(c.source)}</code>${esc(rowNote(c))}${c.error ? `<div class="bad-text">${esc(c.error)}</div>` : ""}</td></tr>`
+    );
   });
   return `<table class="creds"><thead><tr><th>registry</th><th>user</th><th>kind</th><th>secret</th><th>use</th><th>source</th></tr></thead><tbody>${body.join("")}</tbody></table>`;
 }
@@ -227,12 +271,15 @@ function credentialTable(rows: CredentialRow[]): string {
 function heldSection(held: HeldVariableView[]): string {
   if (held.length === 0) return "";
   const rows = held.map(
-    (v) => `<tr class="${v.hidden_by ? "dim" : ""}"><td>${esc(v.runner)}</td><td><code>${esc(v.source)}</code></td><td>${esc(v.environment_scope)}</td>` +
+    (v) =>
+      `<tr class="${v.hidden_by ? "dim" : ""}"><td>${esc(v.runner)}</td><td><code>${esc(v.source)}</code></td><td>${esc(v.environment_scope)}</td>` +
       `<td>${v.effective_projects}${v.projects.length > 0 ? `: ${esc(v.projects.join(", "))}${v.effective_projects > v.projects.length ? ", …" : ""}` : ""}</td>` +
       `<td>${esc(v.hidden_by ?? v.unreadable ?? "")}</td></tr>`,
   );
-  return `<section id="gitlab-variables"><h2>DOCKER_AUTH_CONFIG held in GitLab</h2><table><thead><tr><th>holder</th><th>variable</th><th>environment scope</th>` +
-    `<th>projects whose jobs get it</th><th>hidden by / unreadable</th></tr></thead><tbody>${rows.join("")}</tbody></table></section>`;
+  return (
+    `<section id="gitlab-variables"><h2>DOCKER_AUTH_CONFIG held in GitLab</h2><table><thead><tr><th>holder</th><th>variable</th><th>environment scope</th>` +
+    `<th>projects whose jobs get it</th><th>hidden by / unreadable</th></tr></thead><tbody>${rows.join("")}</tbody></table></section>`
+  );
 }
 
 function failingOf(probes: (ProbeEntry & { last: LastResult })[] | undefined): number {

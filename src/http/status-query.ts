@@ -18,9 +18,11 @@ export interface StatusQuery {
 /** The query of a /status request, or the one-line error for a 400. */
 export function parseStatusQuery(search: URLSearchParams): StatusQuery | { error: string } {
   const limit = integer(search.get("limit"), DEFAULT_LIMIT);
-  if (limit === undefined || limit < 1 || limit > MAX_LIMIT) return { error: `/status: limit: expected an integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(search.get("limit"))}` };
+  if (limit === undefined || limit < 1 || limit > MAX_LIMIT)
+    return { error: `/status: limit: expected an integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(search.get("limit"))}` };
   const offset = integer(search.get("offset"), 0);
-  if (offset === undefined || offset < 0) return { error: `/status: offset: expected an integer from 0, got ${JSON.stringify(search.get("offset"))}` };
+  if (offset === undefined || offset < 0)
+    return { error: `/status: offset: expected an integer from 0, got ${JSON.stringify(search.get("offset"))}` };
   return { runners: search.getAll("runner"), limit, offset };
 }
 

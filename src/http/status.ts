@@ -95,7 +95,12 @@ export class StatusStore {
         failing_since: iso(this.#streaks.get(key)?.failingSince ?? null),
         last_success: iso(this.#streaks.get(key)?.lastSuccess ?? null),
         last: history[0] ? view(history[0]) : null,
-        history: history.map((r) => ({ success: r.success, reason: r.reason ?? null, at: new Date(r.startedAt).toISOString(), duration_seconds: round(r.durationSeconds) })),
+        history: history.map((r) => ({
+          success: r.success,
+          reason: r.reason ?? null,
+          at: new Date(r.startedAt).toISOString(),
+          duration_seconds: round(r.durationSeconds),
+        })),
       })),
       credential_checks: this.#checks.values().flat(),
       gitlab_variables: this.gitlabVariables,
@@ -115,13 +120,23 @@ function view(r: ProbeResult): Record<string, unknown> {
     duration_seconds: round(r.durationSeconds),
     ...(r.bytes !== undefined ? { bytes: r.bytes } : {}),
     ...(r.pull !== undefined ? { pull: r.pull } : {}),
-    ...(r.backoff !== undefined ? { backoff: { next_attempt_at: new Date(r.backoff.nextAttemptAt).toISOString(), failures: r.backoff.failures } } : {}),
+    ...(r.backoff !== undefined
+      ? { backoff: { next_attempt_at: new Date(r.backoff.nextAttemptAt).toISOString(), failures: r.backoff.failures } }
+      : {}),
     ...(r.sharedWith !== undefined ? { shared_with: r.sharedWith } : {}),
     ...(r.queuedSeconds !== undefined ? { queued_seconds: r.queuedSeconds } : {}),
     ...(r.stages ? { stages: r.stages } : {}),
     ...(r.jobs ? { jobs: r.jobs } : {}),
     ...(r.credential
-      ? { credential: { registry: r.credential.registry, username: r.credential.username, kind: r.credential.kind, secret_type: r.credential.secretType, source: r.credential.source } }
+      ? {
+          credential: {
+            registry: r.credential.registry,
+            username: r.credential.username,
+            kind: r.credential.kind,
+            secret_type: r.credential.secretType,
+            source: r.credential.source,
+          },
+        }
       : {}),
     log: r.log,
   };

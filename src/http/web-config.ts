@@ -18,7 +18,12 @@ export const CLIENT_AUTH_TYPES = [
   "VerifyClientCertIfGiven",
   "RequireAndVerifyClientCert",
 ] as const;
-export type ClientAuthType = "NoClientCert" | "RequestClientCert" | "RequireAnyClientCert" | "VerifyClientCertIfGiven" | "RequireAndVerifyClientCert";
+export type ClientAuthType =
+  | "NoClientCert"
+  | "RequestClientCert"
+  | "RequireAnyClientCert"
+  | "VerifyClientCertIfGiven"
+  | "RequireAndVerifyClientCert";
 
 const TLS_VERSIONS = { TLS10: "TLSv1", TLS11: "TLSv1.1", TLS12: "TLSv1.2", TLS13: "TLSv1.3" } as const;
 type NodeTlsVersion = (typeof TLS_VERSIONS)[keyof typeof TLS_VERSIONS];
@@ -62,7 +67,9 @@ const HEADERS: Record<string, readonly string[] | null> = {
 const BCRYPT = /^\$2[aby]?\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 
 const stringList = z.array(z.string()).nullish();
-const tlsVersion = z.enum(Object.keys(TLS_VERSIONS) as [keyof typeof TLS_VERSIONS], { message: "expected one of TLS10, TLS11, TLS12, TLS13" });
+const tlsVersion = z.enum(Object.keys(TLS_VERSIONS) as [keyof typeof TLS_VERSIONS], {
+  message: "expected one of TLS10, TLS11, TLS12, TLS13",
+});
 
 const tlsSchema = z.strictObject({
   cert: z.string().optional(),
@@ -75,16 +82,22 @@ const tlsSchema = z.strictObject({
   client_allowed_sans: stringList,
   min_version: tlsVersion.optional(),
   max_version: tlsVersion.optional(),
-  cipher_suites: z.array(z.string().refine((s) => s in CIPHERS, { message: "expected a cipher suite of Go's tls.CipherSuites()" })).nullish(),
+  cipher_suites: z
+    .array(z.string().refine((s) => s in CIPHERS, { message: "expected a cipher suite of Go's tls.CipherSuites()" }))
+    .nullish(),
   prefer_server_cipher_suites: z.boolean().optional(),
-  curve_preferences: z.array(z.string().refine((s) => s in CURVES, { message: "expected one of CurveP256, CurveP384, CurveP521, X25519" })).nullish(),
+  curve_preferences: z
+    .array(z.string().refine((s) => s in CURVES, { message: "expected one of CurveP256, CurveP384, CurveP521, X25519" }))
+    .nullish(),
 });
 
 const webConfigSchema = z.strictObject({
   tls_server_config: tlsSchema.nullish(),
   http_server_config: z.strictObject({ http2: z.boolean().optional(), headers: z.record(z.string(), z.string()).nullish() }).nullish(),
   // The message never quotes the value: it is a password hash.
-  basic_auth_users: z.record(z.string(), z.string().regex(BCRYPT, { message: "expected a bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n')" })).nullish(),
+  basic_auth_users: z
+    .record(z.string(), z.string().regex(BCRYPT, { message: "expected a bcrypt hash (htpasswd -nBC 10 \"\" | tr -d ':\\n')" }))
+    .nullish(),
   rate_limit: z
     .strictObject({
       interval: z
@@ -170,13 +183,18 @@ export async function readWebConfig(file: string): Promise<WebConfig> {
 }
 
 function tlsSettings(file: string, t: z.output<typeof tlsSchema>): { tls?: TlsSettings } {
-  const enabled = [t.cert_file, t.cert, t.key_file, t.key, t.client_ca_file, t.client_ca, t.client_auth_type].some((v) => v !== undefined && v !== "");
+  const enabled = [t.cert_file, t.cert, t.key_file, t.key, t.client_ca_file, t.client_ca, t.client_auth_type].some(
+    (v) => v !== undefined && v !== "",
+  );
   if (!enabled) return {};
   if (!t.cert_file && !t.cert) throw new WebConfigError(file, "tls_server_config: missing one of cert or cert_file");
   if (!t.key_file && !t.key) throw new WebConfigError(file, "tls_server_config: missing one of key or key_file");
   const clientAuth = t.client_auth_type === "RequireClientCert" ? "RequireAnyClientCert" : t.client_auth_type || "NoClientCert";
   if ((t.client_ca_file || t.client_ca) && clientAuth === "NoClientCert") {
-    throw new WebConfigError(file, "tls_server_config: client_ca_file is set but client_auth_type is NoClientCert (use RequireAndVerifyClientCert)");
+    throw new WebConfigError(
+      file,
+      "tls_server_config: client_ca_file is set but client_auth_type is NoClientCert (use RequireAndVerifyClientCert)",
+    );
   }
   const dir = dirname(file);
   const at = (p: string | undefined) => (p ? (isAbsolute(p) ? p : join(dir, p)) : undefined);
@@ -207,7 +225,10 @@ function checkHeaders(file: string, headers: Record<string, string>): void {
     if (!(name in HEADERS)) throw new WebConfigError(file, `http_server_config.headers: HTTP header "${name}" can not be configured`);
     const allowed = HEADERS[name];
     if (allowed && !allowed.includes(value)) {
-      throw new WebConfigError(file, `http_server_config.headers.${name}: expected one of ${allowed.join(", ")}, got ${JSON.stringify(value)}`);
+      throw new WebConfigError(
+        file,
+        `http_server_config.headers.${name}: expected one of ${allowed.join(", ")}, got ${JSON.stringify(value)}`,
+      );
     }
   }
 }
@@ -237,7 +258,10 @@ export async function readTlsMaterial(file: string, tls: TlsSettings): Promise<T
 function issueText(error: z.ZodError): string {
   const issue = error.issues[0];
   if (!issue) return "invalid";
-  const message = issue.code === "unrecognized_keys" ? `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}` : issue.message;
+  const message =
+    issue.code === "unrecognized_keys"
+      ? `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${k}"`).join(", ")}`
+      : issue.message;
   // The root has no path to name: exporter-toolkit says just the message there.
   return issue.path.length > 0 ? `${zodPath(issue.path)}: ${message}` : message;
 }

@@ -131,7 +131,10 @@ class Gate {
     if (this.#parsed instanceof Error) throw this.#parsed;
     if (Boolean(this.#parsed.tls) !== this.tls) {
       // exporter-toolkit decides TLS once at start; a file that now says otherwise is refused, not half-applied.
-      throw new WebConfigError(this.file, this.tls ? "tls_server_config was removed after start" : "tls_server_config was added after start: restart ci-prober to serve TLS");
+      throw new WebConfigError(
+        this.file,
+        this.tls ? "tls_server_config was removed after start" : "tls_server_config was added after start: restart ci-prober to serve TLS",
+      );
     }
     return this.#parsed;
   }
@@ -212,7 +215,9 @@ class TlsServers {
     const config = await this.gate.current();
     const tls = config.tls as TlsSettings;
     const material = await readTlsMaterial(this.gate.file, tls);
-    const key = createHash("sha256").update(JSON.stringify([tls, material])).digest("hex");
+    const key = createHash("sha256")
+      .update(JSON.stringify([tls, material]))
+      .digest("hex");
     const known = this.#servers.get(key);
     if (known) return known;
     const server = httpsServer(this.gate.file, tls, material, this.handler, this.logger);
@@ -231,7 +236,13 @@ class TlsServers {
   }
 }
 
-function httpsServer(file: string, tls: TlsSettings, material: { cert: string; key: string; ca?: string }, handler: RequestListener, logger: Logger): Server {
+function httpsServer(
+  file: string,
+  tls: TlsSettings,
+  material: { cert: string; key: string; ca?: string },
+  handler: RequestListener,
+  logger: Logger,
+): Server {
   let server: Server;
   try {
     server = createHttpsServer({ ...secureOptions(tls, material) }, handler);

@@ -31,18 +31,46 @@ export class Metrics {
   readonly #byRunner = new Map<string, Map<string, Series>>();
   readonly #byRegistry = new Map<string, Map<string, Series>>();
 
-  readonly loginSuccess = this.#gauge("ci_prober_login_success", "1 if the last docker login by this runner to this registry succeeded.", ["runner", "registry"]);
-  readonly loginDuration = this.#histogram("ci_prober_login_duration_seconds", "Duration of login probes.", ["runner", "registry"], [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
-  readonly pullSuccess = this.#gauge("ci_prober_pull_success", "1 if the last pull of this image by this runner succeeded.", ["runner", "image"]);
-  readonly pullDuration = this.#histogram("ci_prober_pull_duration_seconds", "Duration of pull probes.", ["runner", "image"], [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]);
+  readonly loginSuccess = this.#gauge("ci_prober_login_success", "1 if the last docker login by this runner to this registry succeeded.", [
+    "runner",
+    "registry",
+  ]);
+  readonly loginDuration = this.#histogram(
+    "ci_prober_login_duration_seconds",
+    "Duration of login probes.",
+    ["runner", "registry"],
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  );
+  readonly pullSuccess = this.#gauge("ci_prober_pull_success", "1 if the last pull of this image by this runner succeeded.", [
+    "runner",
+    "image",
+  ]);
+  readonly pullDuration = this.#histogram(
+    "ci_prober_pull_duration_seconds",
+    "Duration of pull probes.",
+    ["runner", "image"],
+    [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+  );
   readonly pullBytes = this.#gauge(
     "ci_prober_pull_bytes",
-    "Bytes fetched by the last pull of this image by this runner; pull=\"full\" (every blob) or \"manifest\" (a HEAD of the manifest).",
+    'Bytes fetched by the last pull of this image by this runner; pull="full" (every blob) or "manifest" (a HEAD of the manifest).',
     ["runner", "image", "pull"],
   );
-  readonly canarySuccess = this.#gauge("ci_prober_canary_success", "1 if the last canary (local job or GitLab pipeline job) on this runner succeeded.", ["runner", "canary"]);
-  readonly canaryDuration = this.#histogram("ci_prober_canary_duration_seconds", "Duration of canary runs.", ["runner", "canary"], [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800]);
-  readonly canaryQueued = this.#gauge("ci_prober_canary_queued_seconds", "Seconds the last canary job waited for this runner.", ["runner", "canary"]);
+  readonly canarySuccess = this.#gauge(
+    "ci_prober_canary_success",
+    "1 if the last canary (local job or GitLab pipeline job) on this runner succeeded.",
+    ["runner", "canary"],
+  );
+  readonly canaryDuration = this.#histogram(
+    "ci_prober_canary_duration_seconds",
+    "Duration of canary runs.",
+    ["runner", "canary"],
+    [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
+  );
+  readonly canaryQueued = this.#gauge("ci_prober_canary_queued_seconds", "Seconds the last canary job waited for this runner.", [
+    "runner",
+    "canary",
+  ]);
   readonly failures = new Counter({
     name: "ci_prober_probe_failures_total",
     help: "Probe failures by reason.",
@@ -55,7 +83,11 @@ export class Metrics {
     labelNames: ["probe", "runner", "target"],
     registers: [this.registry],
   });
-  readonly lastRun = this.#gauge("ci_prober_probe_last_run_timestamp_seconds", "When this probe last finished, epoch seconds.", ["probe", "runner", "target"]);
+  readonly lastRun = this.#gauge("ci_prober_probe_last_run_timestamp_seconds", "When this probe last finished, epoch seconds.", [
+    "probe",
+    "runner",
+    "target",
+  ]);
   readonly credentialInfo = this.#gauge(
     "ci_prober_credential_info",
     "A credential a runner holds, where it is stored, and whether it is the one used (in_use) or shadowed; always 1.",
@@ -66,18 +98,41 @@ export class Metrics {
     "A stored credential that wins over the job token for the GitLab instance's registry or dependency proxy; always 1.",
     ["runner", "registry", "source"],
   );
-  readonly ownerState = this.#gauge("ci_prober_credential_owner_state", "State of the credential's owner in GitLab; always 1.", ["runner", "registry", "username", "state"]);
-  readonly credentialExpiry = this.#gauge("ci_prober_credential_expiry_timestamp_seconds", "When the credential's token expires, epoch seconds.", ["runner", "registry"]);
-  readonly certExpiry = this.#gauge("ci_prober_tls_cert_expiry_timestamp_seconds", "When the registry's TLS certificate expires, epoch seconds.", ["registry"]);
-  readonly rateLimitRemaining = this.#gauge("ci_prober_registry_rate_limit_remaining", "The registry's ratelimit-remaining header, last seen.", ["registry"]);
-  readonly rateLimitLimit = this.#gauge("ci_prober_registry_rate_limit_limit", "The registry's ratelimit-limit header, last seen.", ["registry"]);
+  readonly ownerState = this.#gauge("ci_prober_credential_owner_state", "State of the credential's owner in GitLab; always 1.", [
+    "runner",
+    "registry",
+    "username",
+    "state",
+  ]);
+  readonly credentialExpiry = this.#gauge(
+    "ci_prober_credential_expiry_timestamp_seconds",
+    "When the credential's token expires, epoch seconds.",
+    ["runner", "registry"],
+  );
+  readonly certExpiry = this.#gauge(
+    "ci_prober_tls_cert_expiry_timestamp_seconds",
+    "When the registry's TLS certificate expires, epoch seconds.",
+    ["registry"],
+  );
+  readonly rateLimitRemaining = this.#gauge(
+    "ci_prober_registry_rate_limit_remaining",
+    "The registry's ratelimit-remaining header, last seen.",
+    ["registry"],
+  );
+  readonly rateLimitLimit = this.#gauge("ci_prober_registry_rate_limit_limit", "The registry's ratelimit-limit header, last seen.", [
+    "registry",
+  ]);
   readonly gitlabRequests = new Counter({
     name: "ci_prober_gitlab_requests_total",
-    help: "GitLab API requests by route template and HTTP status (\"error\": no answer).",
+    help: 'GitLab API requests by route template and HTTP status ("error": no answer).',
     labelNames: ["endpoint", "code"],
     registers: [this.registry],
   });
-  readonly reloadSuccessful = this.#gauge("ci_prober_config_last_reload_successful", "Whether the last configuration reload attempt was successful.", []);
+  readonly reloadSuccessful = this.#gauge(
+    "ci_prober_config_last_reload_successful",
+    "Whether the last configuration reload attempt was successful.",
+    [],
+  );
   readonly reloadSuccessTime = this.#gauge(
     "ci_prober_config_last_reload_success_timestamp_seconds",
     "Timestamp of the last successful configuration reload.",
@@ -132,7 +187,10 @@ export class Metrics {
       this.#byRegistry.set(registry, owned);
     }
     const labels = { registry };
-    for (const [metric, value] of [[this.rateLimitLimit, rateLimit.limit], [this.rateLimitRemaining, rateLimit.remaining]] as const) {
+    for (const [metric, value] of [
+      [this.rateLimitLimit, rateLimit.limit],
+      [this.rateLimitRemaining, rateLimit.remaining],
+    ] as const) {
       if (value === undefined) continue;
       metric.set(labels, value);
       this.#own(owned, metric, labels);
@@ -180,7 +238,8 @@ export class Metrics {
   setOwnerFacts(owner: TaskKey, facts: OwnerFacts): void {
     this.drop(owner);
     this.set(owner, this.ownerState, { runner: facts.runner, registry: facts.registry, username: facts.username, state: facts.state }, 1);
-    if (facts.expiresAt !== undefined) this.set(owner, this.credentialExpiry, { runner: facts.runner, registry: facts.registry }, facts.expiresAt);
+    if (facts.expiresAt !== undefined)
+      this.set(owner, this.credentialExpiry, { runner: facts.runner, registry: facts.registry }, facts.expiresAt);
   }
 
   setCertExpiry(owner: TaskKey, registry: string, notAfterSeconds: number | undefined): void {

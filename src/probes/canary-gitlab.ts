@@ -106,7 +106,12 @@ async function adoptOrStart(ctx: GitlabCanaryContext, client: GitlabClient, cfg:
  * The newest of the prober's own still-going pipelines, if it is younger than
  * the timeout; older ones and any extra are cancelled, so one stays at most.
  */
-async function adoptLeftover(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, opts: CallOptions): Promise<Pipeline | undefined> {
+async function adoptLeftover(
+  ctx: GitlabCanaryContext,
+  client: GitlabClient,
+  cfg: GitlabCanaryConfig,
+  opts: CallOptions,
+): Promise<Pipeline | undefined> {
   const ours = await ownActivePipelines(ctx, client, cfg, opts);
   const tooOld = (p: Pipeline) => p.created_at != null && Date.now() - Date.parse(p.created_at) > cfg.timeoutMs;
   const [adopt, ...extra] = ours.filter((p) => !tooOld(p));
@@ -117,7 +122,13 @@ async function adoptLeftover(ctx: GitlabCanaryContext, client: GitlabClient, cfg
   return adopt;
 }
 
-async function cancelLeftover(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, p: Pipeline, opts: CallOptions): Promise<void> {
+async function cancelLeftover(
+  ctx: GitlabCanaryContext,
+  client: GitlabClient,
+  cfg: GitlabCanaryConfig,
+  p: Pipeline,
+  opts: CallOptions,
+): Promise<void> {
   try {
     await cancelPipeline(client, cfg.project, p.id, opts);
     ctx.log.step(`canceled canary pipeline ${p.id} left by an earlier run (${p.status})`);
@@ -129,9 +140,16 @@ async function cancelLeftover(ctx: GitlabCanaryContext, client: GitlabClient, cf
 }
 
 /** Still-going pipelines of the canary ref that are the prober's own, newest first. */
-async function ownActivePipelines(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, opts: CallOptions): Promise<Pipeline[]> {
+async function ownActivePipelines(
+  ctx: GitlabCanaryContext,
+  client: GitlabClient,
+  cfg: GitlabCanaryConfig,
+  opts: CallOptions,
+): Promise<Pipeline[]> {
   // Only API- and trigger-created pipelines can be the canary's; pushes and schedules are someone else's.
-  const candidates = (await activePipelines(client, cfg.project, cfg.ref, opts)).filter((p) => p.source === undefined || p.source === "api" || p.source === "trigger");
+  const candidates = (await activePipelines(client, cfg.project, cfg.ref, opts)).filter(
+    (p) => p.source === undefined || p.source === "api" || p.source === "trigger",
+  );
   const ours: Pipeline[] = [];
   for (const p of candidates) {
     if (await isCanary(ctx, client, cfg, p, opts)) ours.push(p);
@@ -143,7 +161,13 @@ async function ownActivePipelines(ctx: GitlabCanaryContext, client: GitlabClient
  * CI_PROBER_CANARY=1 among the pipeline's variables. A token that may not read
  * variables (below Developer) falls back on the source the canary itself uses.
  */
-async function isCanary(ctx: GitlabCanaryContext, client: GitlabClient, cfg: GitlabCanaryConfig, p: Pipeline, opts: CallOptions): Promise<boolean> {
+async function isCanary(
+  ctx: GitlabCanaryContext,
+  client: GitlabClient,
+  cfg: GitlabCanaryConfig,
+  p: Pipeline,
+  opts: CallOptions,
+): Promise<boolean> {
   try {
     return (await pipelineVariables(client, cfg.project, p.id, opts))[CANARY_VARIABLE] === "1";
   } catch (err) {
@@ -154,7 +178,13 @@ async function isCanary(ctx: GitlabCanaryContext, client: GitlabClient, cfg: Git
 }
 
 /** Poll until the pipeline finishes, waiting longer each time (GitLab's API is shared with every developer). */
-async function followPipeline(ctx: GitlabCanaryContext, client: GitlabClient, project: string, first: Pipeline, opts: CallOptions): Promise<Pipeline> {
+async function followPipeline(
+  ctx: GitlabCanaryContext,
+  client: GitlabClient,
+  project: string,
+  first: Pipeline,
+  opts: CallOptions,
+): Promise<Pipeline> {
   const poll = ctx.poll ?? { initialMs: 2000, maxMs: 30_000 };
   let pipeline = first;
   let waitMs = poll.initialMs;
@@ -196,7 +226,13 @@ async function timedOut(ctx: CanaryBodyContext, client: GitlabClient, cfg: Gitla
 }
 
 /** Jobs as CanaryJobs, with the explaining trace line of each failed one. */
-async function describeJobs(ctx: GitlabCanaryContext, client: GitlabClient, project: string, jobs: Job[], opts: CallOptions): Promise<CanaryJob[]> {
+async function describeJobs(
+  ctx: GitlabCanaryContext,
+  client: GitlabClient,
+  project: string,
+  jobs: Job[],
+  opts: CallOptions,
+): Promise<CanaryJob[]> {
   const out: CanaryJob[] = [];
   for (const job of jobs) {
     const canaryJob = toCanaryJob(job);
@@ -208,7 +244,14 @@ async function describeJobs(ctx: GitlabCanaryContext, client: GitlabClient, proj
         ctx.log.step(`job ${job.id}: trace unavailable: ${oneLine(err)}`);
       }
       ctx.logger.warn(
-        { project, job: job.id, name: job.name, runner: canaryJob.runner, failureReason: canaryJob.failureReason, errorLine: canaryJob.errorLine },
+        {
+          project,
+          job: job.id,
+          name: job.name,
+          runner: canaryJob.runner,
+          failureReason: canaryJob.failureReason,
+          errorLine: canaryJob.errorLine,
+        },
         "gitlab canary job failed",
       );
     }

@@ -46,7 +46,8 @@ async function runContainer(
     exitCode = await timed(ctx, stages, "run", () => container.wait(ctx.signal));
   } catch (err) {
     // The deadline passed with the job still running: it is killed and removed by the caller's cleanup.
-    if (ctx.signal.aborted) throw new ProbeError("timeout", `canary container ${short} still running at the deadline: killed and removed`, { cause: err });
+    if (ctx.signal.aborted)
+      throw new ProbeError("timeout", `canary container ${short} still running at the deadline: killed and removed`, { cause: err });
     throw err;
   }
   const lines = await container.output(ctx.signal);
@@ -70,7 +71,12 @@ async function removeQuietly(ctx: ProbeBodyContext<LocalCanaryConfig>, container
   }
 }
 
-async function timed<T>(ctx: ProbeBodyContext<LocalCanaryConfig>, stages: Record<string, number>, stage: string, body: () => Promise<T>): Promise<T> {
+async function timed<T>(
+  ctx: ProbeBodyContext<LocalCanaryConfig>,
+  stages: Record<string, number>,
+  stage: string,
+  body: () => Promise<T>,
+): Promise<T> {
   const t0 = performance.now();
   try {
     return await body();

@@ -132,12 +132,22 @@ export function fromDaemonText(text: string): Reason | undefined {
   // The other way round: plain HTTP to a tcp:// engine that wants TLS (a runner without tls_cert_path).
   if (t.includes("client sent an http request to an https server")) return "tls";
   if (t.includes("cannot connect to the docker daemon") || t.includes("is the docker daemon running")) return "engine_unavailable";
-  if (t.includes("i/o timeout") || t.includes("context deadline exceeded") || t.includes("tls handshake timeout") || t.includes("client.timeout exceeded")) {
+  if (
+    t.includes("i/o timeout") ||
+    t.includes("context deadline exceeded") ||
+    t.includes("tls handshake timeout") ||
+    t.includes("client.timeout exceeded")
+  ) {
     return "timeout";
   }
   if (t.includes("x509:") || t.includes("tls: ") || t.includes("certificate signed by unknown authority")) return "tls";
   if (t.includes("no such host") || t.includes("server misbehaving")) return "dns";
-  if (t.includes("connection refused") || t.includes("connection reset by peer") || t.includes("no route to host") || t.includes("network is unreachable")) {
+  if (
+    t.includes("connection refused") ||
+    t.includes("connection reset by peer") ||
+    t.includes("no route to host") ||
+    t.includes("network is unreachable")
+  ) {
     return "connection";
   }
   if (t.includes("no space left on device")) return "server_error";

@@ -1,7 +1,16 @@
 import { kindFromUsername } from "../credentials/kind.js";
 import { oneLine } from "../errors.js";
 import type { GitlabClient } from "../gitlab/client.js";
-import { expiryEpochSeconds, findDeployTokens, findUser, getUser, lookupToken, type DeployToken, type GitlabUser, type TokenLookup } from "../gitlab/users.js";
+import {
+  expiryEpochSeconds,
+  findDeployTokens,
+  findUser,
+  getUser,
+  lookupToken,
+  type DeployToken,
+  type GitlabUser,
+  type TokenLookup,
+} from "../gitlab/users.js";
 import { silentLogger, type Logger } from "../log.js";
 import { HttpStatusError, type Reason } from "../reasons.js";
 import type { Credential, CredentialKind } from "../types.js";
@@ -34,7 +43,12 @@ type Finding = Omit<CredentialCheck, "runner" | "registry" | "username">;
  * the checks read the Users and deploy token APIs with. Never throws: a
  * failure is classified into `error`.
  */
-export async function checkCredential(client: GitlabClient, credential: Credential, signal: AbortSignal, logger: Logger = silentLogger): Promise<CredentialCheck> {
+export async function checkCredential(
+  client: GitlabClient,
+  credential: Credential,
+  signal: AbortSignal,
+  logger: Logger = silentLogger,
+): Promise<CredentialCheck> {
   const base = { runner: credential.runner, registry: credential.registry, username: credential.username };
   let finding: Finding;
   try {
@@ -85,7 +99,13 @@ function kindFromUser(user: GitlabUser): CredentialKind {
  * user (or the config holds a name GitLab lacks, like `oauth2`) the token's
  * own user is the owner.
  */
-async function ownerFinding(client: GitlabClient, credential: Credential, named: GitlabUser | undefined, formKind: CredentialKind, signal: AbortSignal): Promise<Finding> {
+async function ownerFinding(
+  client: GitlabClient,
+  credential: Credential,
+  named: GitlabUser | undefined,
+  formKind: CredentialKind,
+  signal: AbortSignal,
+): Promise<Finding> {
   const kindOf = (user: GitlabUser) => (formKind === "unknown" ? kindFromUser(user) : formKind);
   let lookup: TokenLookup;
   try {
@@ -100,7 +120,12 @@ async function ownerFinding(client: GitlabClient, credential: Credential, named:
   return withToken({ kind: kindOf(owner), state: owner.state }, lookup);
 }
 
-async function askAboutSecret(client: GitlabClient, credential: Credential, kind: CredentialKind, signal: AbortSignal): Promise<TokenLookup> {
+async function askAboutSecret(
+  client: GitlabClient,
+  credential: Credential,
+  kind: CredentialKind,
+  signal: AbortSignal,
+): Promise<TokenLookup> {
   const secret = credential.secret;
   if (!secret || !mayAskAboutSecret(kind, secret.reveal())) return { kind: "none" };
   return lookupToken(client, secret, signal);

@@ -126,7 +126,15 @@ function taskOf<S, R>(def: ProbeKindDef<S, R>, t: Target<S>, deps: TaskDeps, run
         }
         return found;
       };
-      const ctx: ProbeContext<S> = { settings: t.settings, runner: t.runner, target: t.target, signal, log: new ProbeLog(), logger: deps.logger, credentialFor };
+      const ctx: ProbeContext<S> = {
+        settings: t.settings,
+        runner: t.runner,
+        target: t.target,
+        signal,
+        log: new ProbeLog(),
+        logger: deps.logger,
+        credentialFor,
+      };
       def.record(key, await run(ctx), deps.sink);
     },
   };
@@ -188,7 +196,13 @@ const pull = defineGuardedKind<RegistrySettings>("pull", {
     runners.flatMap(({ runner, images }) =>
       images.map((image) => {
         const registry = parseImageRef(image).registry;
-        return { runner, target: image, group: registry, ...runnerTiming(config, runner), settings: registrySettings(config, registry, runner) };
+        return {
+          runner,
+          target: image,
+          group: registry,
+          ...runnerTiming(config, runner),
+          settings: registrySettings(config, registry, runner),
+        };
       }),
     ),
   run: (ctx) =>
@@ -212,7 +226,8 @@ const localCanary = defineGuardedKind<LocalCanaryConfig>("canary", {
   targets: ({ config, runners }) => {
     const local = config.canary.local;
     if (!local) return [];
-    const wanted = ({ runner }: RunnerFacts) => runner.mode === "engine" && (local.runners === undefined || local.runners.includes(runner.name));
+    const wanted = ({ runner }: RunnerFacts) =>
+      runner.mode === "engine" && (local.runners === undefined || local.runners.includes(runner.name));
     return runners.filter(wanted).map(({ runner }) => {
       const timing = runnerTiming(config, runner);
       return {
@@ -240,7 +255,15 @@ export function localCanarySeries(m: Metrics, key: TaskKey, r: ProbeResult): voi
 
 /** The pseudo-runner the GitLab canary reports under before its jobs name the real runners. */
 export function gitlabCanaryRunner(cfg: GitlabCanaryConfig): Runner {
-  return { name: "gitlab", mode: "direct", source: `${cfg.url}/${cfg.project}`, dockerHost: "", images: [], timeoutMs: cfg.timeoutMs, intervalMs: cfg.intervalMs };
+  return {
+    name: "gitlab",
+    mode: "direct",
+    source: `${cfg.url}/${cfg.project}`,
+    dockerHost: "",
+    images: [],
+    timeoutMs: cfg.timeoutMs,
+    intervalMs: cfg.intervalMs,
+  };
 }
 
 const gitlabCanary = defineKind<GitlabCanaryConfig, ProbeResult>({

@@ -36,7 +36,8 @@ export async function fetchBlob(url: URL, desc: Descriptor, opts: BlobFetch): Pr
       userAgent: USER_AGENT,
       onBody(chunk) {
         received += chunk.length;
-        if (received > desc.size) throw new ProbeError("digest_mismatch", `${endpoint}: more than the ${desc.size} bytes the manifest gives for ${desc.digest}`);
+        if (received > desc.size)
+          throw new ProbeError("digest_mismatch", `${endpoint}: more than the ${desc.size} bytes the manifest gives for ${desc.digest}`);
         hash.update(chunk);
       },
     });
@@ -51,7 +52,8 @@ export async function fetchBlob(url: URL, desc: Descriptor, opts: BlobFetch): Pr
       throw new ProbeError("digest_mismatch", `${endpoint}: got ${received} bytes, the manifest gives ${desc.size} for ${desc.digest}`);
     }
     const actual = `${desc.digest.slice(0, desc.digest.indexOf(":"))}:${hash.digest("hex")}`;
-    if (actual !== desc.digest) throw new ProbeError("digest_mismatch", `${endpoint}: content has digest ${actual}, expected ${desc.digest}`);
+    if (actual !== desc.digest)
+      throw new ProbeError("digest_mismatch", `${endpoint}: content has digest ${actual}, expected ${desc.digest}`);
     return received;
   }
 }

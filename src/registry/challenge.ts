@@ -83,5 +83,12 @@ export function parseScope(scope: string): { type: string; name: string; actions
   const first = scope.indexOf(":");
   const last = scope.lastIndexOf(":");
   if (first < 0 || last === first) return undefined;
-  return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions: scope.slice(last + 1).split(",").filter((a) => a !== "") };
+  return {
+    type: scope.slice(0, first),
+    name: scope.slice(first + 1, last),
+    actions: scope
+      .slice(last + 1)
+      .split(",")
+      .filter((a) => a !== ""),
+  };
 }

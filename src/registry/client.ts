@@ -5,7 +5,16 @@ import { Secret } from "../secret.js";
 import type { Credential } from "../types.js";
 import { fetchBlob } from "./blob.js";
 import { type Challenge, parseChallenges, pickChallenge } from "./challenge.js";
-import { digestOf, formatPlatform, MANIFEST_ACCEPT, MANIFEST_LIMIT, parseManifest, type ParsedManifest, type Platform, selectPlatform } from "./manifest.js";
+import {
+  digestOf,
+  formatPlatform,
+  MANIFEST_ACCEPT,
+  MANIFEST_LIMIT,
+  parseManifest,
+  type ParsedManifest,
+  type Platform,
+  selectPlatform,
+} from "./manifest.js";
 import type { Descriptor, ImageManifest } from "./schema.js";
 import { basicAuthorization, fetchToken, type TokenCredential } from "./token.js";
 import { Agents, endpointOf, type HttpResponse, httpError, readBody, send } from "./transport.js";
@@ -152,9 +161,11 @@ export class RegistryClient {
     if (res.status !== 401) throw await httpError(res, endpointOf("GET", res.url));
     res.body.resume();
     const header = res.headers["www-authenticate"];
-    if (header === undefined) throw new ProbeError("bad_response", `${endpointOf("GET", res.url)}: 401 without a WWW-Authenticate challenge`);
+    if (header === undefined)
+      throw new ProbeError("bad_response", `${endpointOf("GET", res.url)}: 401 without a WWW-Authenticate challenge`);
     const challenge = pickChallenge(parsedChallenges(header, endpointOf("GET", res.url)));
-    if (challenge === undefined) throw new ProbeError("bad_response", `${endpointOf("GET", res.url)}: no Basic or Bearer challenge in WWW-Authenticate`);
+    if (challenge === undefined)
+      throw new ProbeError("bad_response", `${endpointOf("GET", res.url)}: no Basic or Bearer challenge in WWW-Authenticate`);
     const { realm, service, scope } = challenge.params;
     this.#opts.log(`challenge ${challenge.scheme} realm=${realm ?? "-"} service=${service ?? "-"} scope=${scope ?? "-"}`);
     return challenge;
@@ -164,7 +175,10 @@ export class RegistryClient {
   async #authenticate(challenge: Challenge, scope: string | undefined, requireCredential: boolean): Promise<void> {
     const credential = usableCredential(this.#opts.credential, this.#opts.registry);
     if (credential === undefined && (requireCredential || challenge.scheme === "basic")) {
-      throw new ProbeError("credential_missing", `no credential for ${this.#opts.registry}, and it demands one (${challenge.scheme} challenge)`);
+      throw new ProbeError(
+        "credential_missing",
+        `no credential for ${this.#opts.registry}, and it demands one (${challenge.scheme} challenge)`,
+      );
     }
     if (challenge.scheme === "basic" && credential !== undefined) {
       this.#authorization = secretHeader(basicAuthorization(credential.username, credential.secret));
@@ -193,10 +207,14 @@ export class RegistryClient {
     if (res.status !== 200) throw await this.#failure(res, endpoint);
     const body = await readBody(res, MANIFEST_LIMIT, endpoint);
     const digest = digestOf(body, pinned);
-    if (pinned !== undefined && digest !== pinned) throw new ProbeError("digest_mismatch", `${endpoint}: manifest has digest ${digest}, expected ${pinned}`);
+    if (pinned !== undefined && digest !== pinned)
+      throw new ProbeError("digest_mismatch", `${endpoint}: manifest has digest ${digest}, expected ${pinned}`);
     const announced = res.headers["docker-content-digest"];
     if (typeof announced === "string" && announced !== "" && digestOf(body, announced) !== announced) {
-      throw new ProbeError("digest_mismatch", `${endpoint}: manifest has digest ${digestOf(body, announced)}, Docker-Content-Digest says ${announced}`);
+      throw new ProbeError(
+        "digest_mismatch",
+        `${endpoint}: manifest has digest ${digestOf(body, announced)}, Docker-Content-Digest says ${announced}`,
+      );
     }
     const parsed = parseManifest(body, res.headers["content-type"], endpoint);
     this.#opts.log(`manifest ${parsed.mediaType} ${digest} (${body.length} bytes)`);
@@ -230,7 +248,8 @@ export class RegistryClient {
 
   /** A 401/403 to a request that carried the credential itself is a failed authentication: the backoff counts it. */
   #refusal(err: unknown, carriedCredential: boolean): unknown {
-    if (carriedCredential && err instanceof HttpStatusError && (err.status === 401 || err.status === 403)) this.#opts.onCredentialRefused?.();
+    if (carriedCredential && err instanceof HttpStatusError && (err.status === 401 || err.status === 403))
+      this.#opts.onCredentialRefused?.();
     return err;
   }
 
@@ -238,7 +257,9 @@ export class RegistryClient {
   #orMissing(err: unknown): unknown {
     if (!(err instanceof HttpStatusError) || err.status !== 401) return err;
     if (usableCredential(this.#opts.credential, this.#opts.registry) !== undefined) return err;
-    return new ProbeError("credential_missing", `no credential for ${this.#opts.registry}, and it demands one (${err.message})`, { cause: err });
+    return new ProbeError("credential_missing", `no credential for ${this.#opts.registry}, and it demands one (${err.message})`, {
+      cause: err,
+    });
   }
 
   #url(path: string): URL {

@@ -15,7 +15,9 @@ export const MANIFEST_ACCEPT = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MAN
 /** A manifest over this is not one we will read (the distribution spec's own limit). */
 export const MANIFEST_LIMIT = 4 * 1024 * 1024;
 
-export type ParsedManifest = { kind: "index"; mediaType: string; index: ImageIndex } | { kind: "image"; mediaType: string; manifest: ImageManifest };
+export type ParsedManifest =
+  | { kind: "index"; mediaType: string; index: ImageIndex }
+  | { kind: "image"; mediaType: string; manifest: ImageManifest };
 
 /**
  * Parse a manifest body by its media type: the Content-Type, else the body's
@@ -25,9 +27,13 @@ export function parseManifest(body: Buffer, contentType: string | undefined, end
   const json = jsonOf(body.toString("utf8"), `${endpoint}: manifest is not JSON (${body.length} bytes)`);
   const declared = (json as { mediaType?: unknown } | null)?.mediaType;
   const header = contentType?.split(";")[0]?.trim().toLowerCase();
-  const fromHeader = header !== undefined && header !== "" && header !== "application/json" && header !== "application/octet-stream" ? header : undefined;
+  const fromHeader =
+    header !== undefined && header !== "" && header !== "application/json" && header !== "application/octet-stream" ? header : undefined;
   const mediaType = fromHeader ?? (typeof declared === "string" ? declared : undefined);
-  const isIndex = mediaType === OCI_INDEX || mediaType === DOCKER_LIST || (mediaType === undefined && Array.isArray((json as { manifests?: unknown }).manifests));
+  const isIndex =
+    mediaType === OCI_INDEX ||
+    mediaType === DOCKER_LIST ||
+    (mediaType === undefined && Array.isArray((json as { manifests?: unknown }).manifests));
   if (isIndex) {
     const index = withSchema(json, indexSchema, (issue) => badManifest(endpoint, mediaType ?? OCI_INDEX, issue));
     return { kind: "index", mediaType: mediaType ?? OCI_INDEX, index };

@@ -78,7 +78,8 @@ function exchange(conn: Connection, url: URL, endpoint: string, opts: StreamGetO
       if (err !== undefined) reject(err);
       else resolve(reader.result());
     };
-    const onAbort = () => finish(requestFailed(endpoint, new Error(`stopped after ${reader.bodyBytes} bytes of the body`, { cause: opts.signal.reason })));
+    const onAbort = () =>
+      finish(requestFailed(endpoint, new Error(`stopped after ${reader.bodyBytes} bytes of the body`, { cause: opts.signal.reason })));
     const failed = (err: unknown) => finish(conn.reused && received === 0 ? new StaleConnection("stale") : requestFailed(endpoint, err));
     conn.begin({
       data(chunk) {
@@ -125,7 +126,10 @@ class Connection {
 
   constructor(key: string, url: URL, ca: string | undefined) {
     this.key = key;
-    const onread = { buffer: () => this.#buffer ?? IDLE_BUFFER, callback: (nread: number, buf: Buffer) => this.#read(buf.subarray(0, nread)) };
+    const onread = {
+      buffer: () => this.#buffer ?? IDLE_BUFFER,
+      callback: (nread: number, buf: Buffer) => this.#read(buf.subarray(0, nread)),
+    };
     this.socket = openSocket(url, ca, onread);
     this.socket.once(url.protocol === "https:" ? "secureConnect" : "connect", () => {
       this.#connected = true;
@@ -309,7 +313,12 @@ export class ResponseReader {
   }
 
   result(): StreamGetResult {
-    return { status: this.#status, headers: this.#headers, bodyBytes: this.bodyBytes, errorBody: Buffer.concat(this.#errorBody, this.#errorBytes) };
+    return {
+      status: this.#status,
+      headers: this.#headers,
+      bodyBytes: this.bodyBytes,
+      errorBody: Buffer.concat(this.#errorBody, this.#errorBytes),
+    };
   }
 
   /** Returns what follows the head once it is complete (a view of the input, used at once), else undefined. */
@@ -335,7 +344,8 @@ export class ResponseReader {
   #parseHead(text: string): void {
     const [statusLine = "", ...lines] = text.split("\r\n");
     const match = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(statusLine);
-    if (!match?.[1]) throw new ProbeError("bad_response", `${this.#endpoint}: not an HTTP/1.1 status line: ${JSON.stringify(statusLine.slice(0, 100))}`);
+    if (!match?.[1])
+      throw new ProbeError("bad_response", `${this.#endpoint}: not an HTTP/1.1 status line: ${JSON.stringify(statusLine.slice(0, 100))}`);
     this.#status = Number(match[1]);
     this.#keepAlive = statusLine.startsWith("HTTP/1.1");
     this.#headers = {};
@@ -392,7 +402,8 @@ function framingOf(headers: Record<string, string>, endpoint: string): Framing {
   }
   const length = headers["content-length"];
   if (length !== undefined) {
-    if (!/^\d+$/.test(length)) throw new ProbeError("bad_response", `${endpoint}: bad Content-Length ${JSON.stringify(length.slice(0, 40))}`);
+    if (!/^\d+$/.test(length))
+      throw new ProbeError("bad_response", `${endpoint}: bad Content-Length ${JSON.stringify(length.slice(0, 40))}`);
     return { kind: "length", remaining: Number(length) };
   }
   return { kind: "close" };

@@ -20,7 +20,11 @@ export interface CertificateExpiryOptions {
  * an expired or untrusted one must still report its date, which is the point.
  */
 export async function certificateExpiry(host: string, opts: CertificateExpiryOptions): Promise<{ notAfter: number } | undefined> {
-  if ((opts.scheme ?? registryScheme(host, { insecure: opts.insecure ?? false, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) })) === "http") return undefined;
+  if (
+    (opts.scheme ?? registryScheme(host, { insecure: opts.insecure ?? false, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) })) ===
+    "http"
+  )
+    return undefined;
   opts.signal.throwIfAborted();
   const { hostname, port } = splitHost(host === DOCKER_HUB ? DOCKER_HUB_API_HOST : host);
   const validTo = await new Promise<string>((resolve, reject) => {

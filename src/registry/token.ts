@@ -55,8 +55,10 @@ function parseRealm(realm: string): URL {
   } catch {
     throw new ProbeError("bad_response", `token realm ${JSON.stringify(realm.slice(0, 200))} is not a URL`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ProbeError("bad_response", `token realm ${url.origin} is not http(s)`);
-  if (url.username !== "" || url.password !== "") throw new ProbeError("bad_response", `token realm ${url.origin}${url.pathname} carries credentials`);
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new ProbeError("bad_response", `token realm ${url.origin} is not http(s)`);
+  if (url.username !== "" || url.password !== "")
+    throw new ProbeError("bad_response", `token realm ${url.origin}${url.pathname} carries credentials`);
   return url;
 }
 

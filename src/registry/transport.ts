@@ -85,7 +85,11 @@ export async function send(agents: Agents, url: URL, init: SendInit): Promise<Ht
   const endpoint = endpointOf(init.method ?? "GET", url);
   let hop = { url, credentials: true };
   for (let hops = 0; ; hops++) {
-    const headers = { "user-agent": USER_AGENT, ...init.headers, ...(init.authorization !== undefined && hop.credentials ? { authorization: init.authorization } : {}) };
+    const headers = {
+      "user-agent": USER_AGENT,
+      ...init.headers,
+      ...(init.authorization !== undefined && hop.credentials ? { authorization: init.authorization } : {}),
+    };
     const res = await sendOnce(agents, hop.url, { ...init, headers });
     const location = res.headers.location;
     if (!init.followRedirects || !isRedirect(res.status) || location === undefined) return res;
@@ -173,7 +177,9 @@ export function truncated(err: unknown, res: HttpResponse, endpoint: string, rec
   if (code === "ECONNRESET" || code === "ERR_STREAM_PREMATURE_CLOSE" || (err instanceof Error && err.message === "aborted")) {
     if (!res.body.complete) {
       const declared = res.headers["content-length"];
-      return new ProbeError("bad_response", `${endpoint}: response ended after ${received}${declared ? ` of ${declared}` : ""} bytes`, { cause: err });
+      return new ProbeError("bad_response", `${endpoint}: response ended after ${received}${declared ? ` of ${declared}` : ""} bytes`, {
+        cause: err,
+      });
     }
   }
   return err;
@@ -230,7 +236,10 @@ function errorDetail(text: string): { code?: string; message?: string } {
   const body = parsed.data;
   if ("errors" in body) {
     const first = body.errors[0];
-    return { ...(first?.code !== undefined ? { code: first.code } : {}), ...(first?.message !== undefined ? { message: first.message } : {}) };
+    return {
+      ...(first?.code !== undefined ? { code: first.code } : {}),
+      ...(first?.message !== undefined ? { message: first.message } : {}),
+    };
   }
   if ("error" in body) return { code: body.error, message: body.error_description ?? body.error };
   return { message: body.message };

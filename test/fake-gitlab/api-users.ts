@@ -165,9 +165,14 @@ function isExpired(user: FakeUser): boolean {
 
 /** Rack::OAuth2's answer to a token it will not accept, as GitLab's API guard sends it. */
 function invalidToken(res: ServerResponse, description: string): void {
-  send(res, 401, { error: "invalid_token", error_description: description }, {
-    "www-authenticate": `Bearer realm="", error="invalid_token", error_description="${description}"`,
-  });
+  send(
+    res,
+    401,
+    { error: "invalid_token", error_description: description },
+    {
+      "www-authenticate": `Bearer realm="", error="invalid_token", error_description="${description}"`,
+    },
+  );
 }
 
 /** Entities::PersonalAccessToken: expires_at is a date, "YYYY-MM-DD". */
@@ -215,7 +220,15 @@ function tokenSelf(state: GitlabState, req: IncomingMessage, res: ServerResponse
   }
   if (apiUser !== undefined) {
     // A test-control API token: an `api` token that never expires.
-    send(res, 200, { ...tokenEntity(user), id: 1_000_000 + user.id, name: "api", scopes: ["api"], revoked: false, active: true, expires_at: null });
+    send(res, 200, {
+      ...tokenEntity(user),
+      id: 1_000_000 + user.id,
+      name: "api",
+      scopes: ["api"],
+      revoked: false,
+      active: true,
+      expires_at: null,
+    });
     return;
   }
   send(res, 200, tokenEntity(user));

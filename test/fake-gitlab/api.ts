@@ -26,7 +26,10 @@ export function handleApi(state: GitlabState, req: IncomingMessage, res: ServerR
   const path = url.pathname.slice("/api/v4".length);
   if (/^\/(users|personal_access_tokens|deploy_tokens)(\/|$)/.test(path)) return handleUsersApi(state, req, res, url, body);
   if (handleVariablesApi(state, req, res, url)) return true;
-  const segments = path.split("/").slice(1).map((s) => decodeURIComponent(s));
+  const segments = path
+    .split("/")
+    .slice(1)
+    .map((s) => decodeURIComponent(s));
   if (segments[0] !== "projects" || segments[1] === undefined) return false;
   const project = ci.findProject(segments[1]);
   const rest = segments.slice(2);
@@ -128,7 +131,13 @@ function createPipeline(ci: CiState, c: RouteContext): void {
 }
 
 /** POST /projects/:id/trigger/pipeline: `token`, `ref`, `variables` (a hash); no PRIVATE-TOKEN needed. */
-function triggerPipeline(ci: CiState, project: FakeProject | undefined, res: ServerResponse, body: Record<string, unknown>, origin: string): void {
+function triggerPipeline(
+  ci: CiState,
+  project: FakeProject | undefined,
+  res: ServerResponse,
+  body: Record<string, unknown>,
+  origin: string,
+): void {
   const token = stringField(body.token);
   if (!project || token === undefined || !project.triggerTokens.has(token)) {
     json(res, 404, { message: "404 Not Found" });
@@ -346,7 +355,9 @@ function rateLimited(ci: CiState, res: ServerResponse): boolean {
   const limit = ci.limitPerMinute;
   const throttled = plan.remaining > 0 && (plan.status ?? 429) === 429;
   // A throttled answer says when to come back; any other, when the current period ends.
-  const resetAt = throttled ? Math.ceil(now / 1000) + (plan.resetSeconds ?? plan.retryAfterSeconds ?? 1) : Math.ceil((ci.windowStart + 60_000) / 1000);
+  const resetAt = throttled
+    ? Math.ceil(now / 1000) + (plan.resetSeconds ?? plan.retryAfterSeconds ?? 1)
+    : Math.ceil((ci.windowStart + 60_000) / 1000);
   if (!(throttled && plan.omitReset)) {
     res.setHeader("ratelimit-name", "throttle_authenticated_api");
     res.setHeader("ratelimit-limit", String(limit));

@@ -74,7 +74,14 @@ function parseScope(scope: string): Scope | undefined {
   return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions: scope.slice(last + 1).split(",") };
 }
 
-export function handleJwtAuth(state: GitlabState, key: SigningKey, req: IncomingMessage, res: ServerResponse, url: URL, body: string): void {
+export function handleJwtAuth(
+  state: GitlabState,
+  key: SigningKey,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  body: string,
+): void {
   const deny = () => {
     res.writeHead(401, { "content-type": "application/json", "www-authenticate": 'Basic realm="GitLab"' });
     res.end(JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: ACCESS_DENIED_MESSAGE }] }));

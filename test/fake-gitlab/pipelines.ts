@@ -176,7 +176,13 @@ export class CiState {
     return [...this.projects.values()].find((p) => p.path === idOrPath);
   }
 
-  createPipeline(project: FakeProject, ref: string, source: FakePipeline["source"], variables: FakePipeline["variables"], user: FakeUser | null): FakePipeline {
+  createPipeline(
+    project: FakeProject,
+    ref: string,
+    source: FakePipeline["source"],
+    variables: FakePipeline["variables"],
+    user: FakeUser | null,
+  ): FakePipeline {
     const now = Date.now();
     const id = this.#next.pipeline++;
     const pipeline: FakePipeline = {
@@ -268,7 +274,8 @@ export class CiState {
     job.trace = traceHeader(runner, job);
     this.#update(pipeline);
     const b = runner.behaviour;
-    if (b.kind === "succeed") this.#after(b.runMs ?? 100, () => this.#finish(pipeline, job, "success", null, `${job.trace}${traceSuccess()}`));
+    if (b.kind === "succeed")
+      this.#after(b.runMs ?? 100, () => this.#finish(pipeline, job, "success", null, `${job.trace}${traceSuccess()}`));
     else if (b.kind === "fail") this.#after(b.runMs ?? 100, () => this.#finish(pipeline, job, "failed", b.failureReason, b.trace));
     else this.#pull(pipeline, job, b);
   }
@@ -293,7 +300,12 @@ export class CiState {
           this.#finish(pipeline, job, "success", null, `${pulling}${traceSuccess()}`);
           return;
         }
-        const daemon = String(stderr).trim().split("\n").filter((l) => l !== "").pop() ?? String(err.message);
+        const daemon =
+          String(stderr)
+            .trim()
+            .split("\n")
+            .filter((l) => l !== "")
+            .pop() ?? String(err.message);
         this.#finish(pipeline, job, "failed", "runner_system_failure", `${pulling}${pullFailureLines(b.image, daemon)}`);
       },
     );
@@ -377,7 +389,7 @@ export function pullFailureLines(image: string, daemonError: string): string {
 function traceSuccess(): string {
   const at = Date.now();
   return (
-    section("step_script", at, "Executing \"step_script\" stage of the job script") +
+    section("step_script", at, 'Executing "step_script" stage of the job script') +
     `${ESC}[32;1m$ echo ci-prober canary ok${ESC}[0;m\nci-prober canary ok\n` +
     sectionEnd("step_script", at) +
     `${ESC}[32;1mJob succeeded${ESC}[0;m\n`

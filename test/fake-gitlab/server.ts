@@ -111,12 +111,18 @@ function testControl(state: GitlabState, req: IncomingMessage, res: ServerRespon
   }
   if (req.method === "GET" && url.pathname === "/-/test/requests") {
     const path = url.searchParams.get("path");
-    json(200, state.requests.filter((r) => path === null || r.path === path));
+    json(
+      200,
+      state.requests.filter((r) => path === null || r.path === path),
+    );
     return;
   }
   if (req.method === "GET" && url.pathname === "/-/test/log") {
     const event = url.searchParams.get("event");
-    json(200, state.log.filter((e) => event === null || e.event === event));
+    json(
+      200,
+      state.log.filter((e) => event === null || e.event === event),
+    );
     return;
   }
   if (req.method === "POST" && url.pathname === "/-/test/tree") {

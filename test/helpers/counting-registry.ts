@@ -28,7 +28,9 @@ function sha(buf: Buffer): string {
 }
 
 function buildImage(layerBytes: number): { manifest: Buffer; blobs: Map<string, Buffer> } {
-  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] }, nonce: randomBytes(8).toString("hex") }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] }, nonce: randomBytes(8).toString("hex") }),
+  );
   const layer = randomBytes(layerBytes);
   const manifest = Buffer.from(
     JSON.stringify({
@@ -38,7 +40,13 @@ function buildImage(layerBytes: number): { manifest: Buffer; blobs: Map<string, 
       layers: [{ mediaType: "application/vnd.docker.image.rootfs.diff.tar.gzip", size: layer.length, digest: sha(layer) }],
     }),
   );
-  return { manifest, blobs: new Map([[sha(config), config], [sha(layer), layer]]) };
+  return {
+    manifest,
+    blobs: new Map([
+      [sha(config), config],
+      [sha(layer), layer],
+    ]),
+  };
 }
 
 export async function startCountingRegistry(layerBytes = 256 * 1024): Promise<CountingRegistry> {
@@ -49,14 +57,23 @@ export async function startCountingRegistry(layerBytes = 256 * 1024): Promise<Co
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? "/", "http://127.0.0.1").pathname;
     requests.push(`${req.method} ${path}`);
-    const headers = { "ratelimit-limit": `${rateLimit.limit};w=21600`, "ratelimit-remaining": `${rateLimit.remaining};w=21600`, "docker-distribution-api-version": "registry/2.0" };
+    const headers = {
+      "ratelimit-limit": `${rateLimit.limit};w=21600`,
+      "ratelimit-remaining": `${rateLimit.remaining};w=21600`,
+      "docker-distribution-api-version": "registry/2.0",
+    };
     if (path === "/v2/") {
       counts.pings++;
       res.writeHead(200, { ...headers, "content-type": "application/json" }).end("{}");
       return;
     }
     if (path === `/v2/${repository}/manifests/latest` || path === `/v2/${repository}/manifests/${sha(image.manifest)}`) {
-      const head = { ...headers, "content-type": MANIFEST_TYPE, "content-length": String(image.manifest.length), "docker-content-digest": sha(image.manifest) };
+      const head = {
+        ...headers,
+        "content-type": MANIFEST_TYPE,
+        "content-length": String(image.manifest.length),
+        "docker-content-digest": sha(image.manifest),
+      };
       if (req.method === "HEAD") {
         counts.manifestHead++;
         res.writeHead(200, head).end();
@@ -74,7 +91,9 @@ export async function startCountingRegistry(layerBytes = 256 * 1024): Promise<Co
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(body.length) }).end(body);
       return;
     }
-    res.writeHead(404, { "content-type": "application/json" }).end(JSON.stringify({ errors: [{ code: "MANIFEST_UNKNOWN", message: "manifest unknown" }] }));
+    res
+      .writeHead(404, { "content-type": "application/json" })
+      .end(JSON.stringify({ errors: [{ code: "MANIFEST_UNKNOWN", message: "manifest unknown" }] }));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;

@@ -127,7 +127,11 @@ async function handle(
     const hop = Number(url.searchParams.get("hop") ?? "0");
     if (hop < action.hops) {
       const body = `hop ${hop + 1}`;
-      res.writeHead(302, { location: `${url.pathname}?hop=${hop + 1}`, "content-type": "text/plain", "content-length": String(body.length) });
+      res.writeHead(302, {
+        location: `${url.pathname}?hop=${hop + 1}`,
+        "content-type": "text/plain",
+        "content-length": String(body.length),
+      });
       res.end(body);
       return;
     }

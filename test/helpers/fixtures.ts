@@ -4,7 +4,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /** A user on the fake GitLab, created through its test control endpoint. */
-export async function createGitlabUser(gitlabUrl: string, spec: { username?: string; password?: string; state?: string; bot?: boolean; deployToken?: boolean; expiresAt?: string; actions?: string[] }): Promise<{ username: string; password: string }> {
+export async function createGitlabUser(
+  gitlabUrl: string,
+  spec: {
+    username?: string;
+    password?: string;
+    state?: string;
+    bot?: boolean;
+    deployToken?: boolean;
+    expiresAt?: string;
+    actions?: string[];
+  },
+): Promise<{ username: string; password: string }> {
   const username = spec.username ?? `user-${randomBytes(4).toString("hex")}`;
   const password = spec.password ?? `pw-${randomBytes(12).toString("hex")}`;
   const res = await fetch(`${gitlabUrl}/-/test/users`, {
@@ -26,7 +37,11 @@ export async function setGitlabUserState(gitlabUrl: string, username: string, st
 }
 
 export async function createApiToken(gitlabUrl: string, username: string): Promise<string> {
-  const res = await fetch(`${gitlabUrl}/-/test/tokens`, { method: "POST", body: JSON.stringify({ username }), signal: AbortSignal.timeout(5000) });
+  const res = await fetch(`${gitlabUrl}/-/test/tokens`, {
+    method: "POST",
+    body: JSON.stringify({ username }),
+    signal: AbortSignal.timeout(5000),
+  });
   return ((await res.json()) as { token: string }).token;
 }
 

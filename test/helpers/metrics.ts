@@ -48,6 +48,7 @@ export function assertOneInUse(samples: Sample[]): Sample[] {
     byPath.set(key, (byPath.get(key) ?? 0) + (s.labels.in_use === "true" ? 1 : 0));
   }
   const broken = [...byPath].filter(([, n]) => n !== 1).map(([k, n]) => `${k}: ${n} in use`);
-  if (broken.length > 0) throw new Error(`ci_prober_credential_info must have exactly one in_use="true" per (runner, registry): ${broken.join("; ")}`);
+  if (broken.length > 0)
+    throw new Error(`ci_prober_credential_info must have exactly one in_use="true" per (runner, registry): ${broken.join("; ")}`);
   return samples;
 }

@@ -8,9 +8,20 @@ import { Secret } from "../../src/secret.js";
 import { testConfig } from "./config.js";
 import type { Credential, Runner } from "../../src/types.js";
 
-export const RUNNER: Runner = { name: "runner-a", mode: "direct", source: "test#runners[0]", dockerHost: "unix:///nonexistent.sock", images: [] };
+export const RUNNER: Runner = {
+  name: "runner-a",
+  mode: "direct",
+  source: "test#runners[0]",
+  dockerHost: "unix:///nonexistent.sock",
+  images: [],
+};
 
-export function passwordCredential(registry: string, username: string, password: string, secretType: Credential["secretType"] = "password"): Credential {
+export function passwordCredential(
+  registry: string,
+  username: string,
+  password: string,
+  secretType: Credential["secretType"] = "password",
+): Credential {
   return {
     runner: RUNNER.name,
     registry,

@@ -70,10 +70,25 @@ export async function startServices(opts: { withDockerd?: boolean } = {}): Promi
   };
   try {
     // Token signing key and the certificate the registry trusts it through.
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-      "-keyout", join(tmp, "token.key"), "-out", join(tmp, "token.crt"), "-subj", "/CN=ci-prober-test-token",
-    ], { stdio: "ignore" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        join(tmp, "token.key"),
+        "-out",
+        join(tmp, "token.crt"),
+        "-subj",
+        "/CN=ci-prober-test-token",
+      ],
+      { stdio: "ignore" },
+    );
     const key = signingKey(execFileSync("cat", [join(tmp, "token.key")]).toString());
     gitlab = await startFakeGitlab(key);
     // Every daemon of the suite shares this instance: its 2000-a-minute throttle would make their API budgets wait on one another.
@@ -86,7 +101,9 @@ export async function startServices(opts: { withDockerd?: boolean } = {}): Promi
       execFileSync("htpasswd", ["-bB", ...(existsSync(htpasswdFile) ? [] : ["-c"]), htpasswdFile, user, pw], { stdio: "ignore" });
     }
     const htPort = await freePort();
-    procs.push(await startRegistry(tmp, "registry-htpasswd", htPort, `auth:\n  htpasswd:\n    realm: ci-prober-test\n    path: ${htpasswdFile}\n`));
+    procs.push(
+      await startRegistry(tmp, "registry-htpasswd", htPort, `auth:\n  htpasswd:\n    realm: ci-prober-test\n    path: ${htpasswdFile}\n`),
+    );
     const tokPort = await freePort();
     procs.push(
       await startRegistry(
@@ -124,7 +141,13 @@ export async function startServices(opts: { withDockerd?: boolean } = {}): Promi
 }
 
 /** A docker-registry on 127.0.0.1:port; `tls` makes it serve HTTPS with that certificate. */
-export async function startRegistry(tmp: string, name: string, port: number, authYaml: string, tls?: { cert: string; key: string }): Promise<Proc> {
+export async function startRegistry(
+  tmp: string,
+  name: string,
+  port: number,
+  authYaml: string,
+  tls?: { cert: string; key: string },
+): Promise<Proc> {
   const dir = join(tmp, name);
   mkdirSync(dir, { recursive: true });
   const config = join(dir, "config.yml");
@@ -149,18 +172,27 @@ export async function startDockerd(
   mkdirSync(dir, { recursive: true });
   const sock = join(dir, "docker.sock");
   // With TLS the engine also listens on 127.0.0.1 and demands a client certificate, as a tcp:// runner engine does.
-  const tcp = tls ? ["--host", `tcp://127.0.0.1:${tls.port}`, "--tlsverify", "--tlscacert", tls.ca, "--tlscert", tls.cert, "--tlskey", tls.key] : [];
+  const tcp = tls
+    ? ["--host", `tcp://127.0.0.1:${tls.port}`, "--tlsverify", "--tlscacert", tls.ca, "--tlscert", tls.cert, "--tlskey", tls.key]
+    : [];
   const proc = startProc(
     "dockerd",
     niceness > 0 ? "nice" : "dockerd",
     [
       ...(niceness > 0 ? ["-n", String(niceness), "dockerd"] : []),
       ...tcp,
-      "--host", `unix://${sock}`,
-      "--data-root", join(dir, "root"),
-      "--exec-root", join(dir, "exec"),
-      "--pidfile", join(dir, "docker.pid"),
-      `--storage-driver=${storageDriver}`, "--iptables=false", "--ip6tables=false", "--bridge=none",
+      "--host",
+      `unix://${sock}`,
+      "--data-root",
+      join(dir, "root"),
+      "--exec-root",
+      join(dir, "exec"),
+      "--pidfile",
+      join(dir, "docker.pid"),
+      `--storage-driver=${storageDriver}`,
+      "--iptables=false",
+      "--ip6tables=false",
+      "--bridge=none",
     ],
     join(dir, "log"),
   );
@@ -202,5 +234,13 @@ async function pushImage(info: ServicesInfo, dest: string, creds: string): Promi
     if (info.dockerHost === "") throw new Error("pushing without dockerd is not supported");
     await run(dockerCli(), ["-H", info.dockerHost, "save", "-o", archive, info.localImage]);
   }
-  await run("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", creds, `docker-archive:${archive}`, `docker://${dest}`]);
+  await run("skopeo", [
+    "copy",
+    "--quiet",
+    "--dest-tls-verify=false",
+    "--dest-creds",
+    creds,
+    `docker-archive:${archive}`,
+    `docker://${dest}`,
+  ]);
 }

@@ -76,13 +76,18 @@ export async function waitForListen(target: { port: number } | { path: string },
     });
     if (ok) return;
     if (proc && proc.child.exitCode !== null) throw new Error(`${proc.name} exited with ${proc.child.exitCode}; see ${proc.logFile}`);
-    if (Date.now() > deadline) throw new Error(`${proc?.name ?? "service"} did not listen within ${timeoutMs}ms; see ${proc?.logFile ?? "its log"}`);
+    if (Date.now() > deadline)
+      throw new Error(`${proc?.name ?? "service"} did not listen within ${timeoutMs}ms; see ${proc?.logFile ?? "its log"}`);
     await sleep(100);
   }
 }
 
 /** Run a command to completion; rejects with its output when it fails. */
-export async function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<string> {
+export async function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
     let out = "";

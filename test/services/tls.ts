@@ -22,7 +22,23 @@ export function makeTlsMaterial(dir: string): { client: string; server: { ca: st
     const extFile = join(where, "ext.cnf");
     writeFileSync(extFile, ext);
     ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", `/CN=${name}`);
-    ssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial", "-days", "2", "-out", join(where, "cert.pem"), "-extfile", extFile);
+    ssl(
+      "x509",
+      "-req",
+      "-in",
+      csr,
+      "-CA",
+      ca,
+      "-CAkey",
+      caKey,
+      "-CAcreateserial",
+      "-days",
+      "2",
+      "-out",
+      join(where, "cert.pem"),
+      "-extfile",
+      extFile,
+    );
     execFileSync("cp", [ca, join(where, "ca.pem")]);
   };
   issue("127.0.0.1", server, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");

@@ -65,7 +65,9 @@ export function ruleExpressions(file: RulesFile): NamedExpr[] {
 
 /** Panel target expressions and the selectors of label_values() variables, with Grafana variables still in them. */
 export function dashboardExpressions(d: Dashboard): NamedExpr[] {
-  const panels = allPanels(d.panels).flatMap((p) => (p.targets ?? []).map((t) => ({ where: `panel "${p.title}" ${t.refId}`, expr: t.expr ?? "" })));
+  const panels = allPanels(d.panels).flatMap((p) =>
+    (p.targets ?? []).map((t) => ({ where: `panel "${p.title}" ${t.refId}`, expr: t.expr ?? "" })),
+  );
   const variables = d.templating.list.flatMap((v) => {
     if (v.type !== "query" || v.query === undefined) return [];
     const query = typeof v.query === "string" ? v.query : v.query.query;
@@ -95,7 +97,9 @@ export function vectorSelectors(expr: string): { metric: string; matchers: strin
 
 /** Label names an expression groups, matches or copies by: `by (…)`, `on (…)`, `group_left (…)`, label_replace's source label. */
 export function groupingLabels(expr: string): string[] {
-  const lists = [...expr.matchAll(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g)].flatMap((m) => (m[1] ?? "").split(","));
+  const lists = [...expr.matchAll(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g)].flatMap((m) =>
+    (m[1] ?? "").split(","),
+  );
   const replaceSources = [...expr.matchAll(/label_replace\([\s\S]*?,\s*"[^"]*",\s*"[^"]*",\s*"([^"]*)"/g)].map((m) => m[1] ?? "");
   return [...new Set([...lists, ...replaceSources].map((l) => l.trim()).filter((l) => l !== ""))];
 }

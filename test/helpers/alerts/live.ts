@@ -5,7 +5,13 @@ import { join } from "node:path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { freePort, startProc, waitForListen, type Proc } from "../../services/procs.js";
 import { ALERTMANAGER_CONFIG, loadRules, ROOT } from "./files.js";
-import { alertmanagerConfigSchema, queryResponseSchema, targetsResponseSchema, webhookPayloadSchema, type WebhookPayload } from "./schema.js";
+import {
+  alertmanagerConfigSchema,
+  queryResponseSchema,
+  targetsResponseSchema,
+  webhookPayloadSchema,
+  type WebhookPayload,
+} from "./schema.js";
 
 // The live alerting stack of test/alerts/live.test.ts: a ci-prober daemon,
 // Debian's prometheus scraping it with the project's rules, and

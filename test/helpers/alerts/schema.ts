@@ -29,7 +29,13 @@ export const ruleTestsFileSchema = z.object({
     z.object({
       name: z.string(),
       alert_rule_test: z
-        .array(z.object({ eval_time: z.string(), alertname: z.string(), exp_alerts: z.array(z.object({ exp_labels: stringMap.optional(), exp_annotations: stringMap.optional() })) }))
+        .array(
+          z.object({
+            eval_time: z.string(),
+            alertname: z.string(),
+            exp_alerts: z.array(z.object({ exp_labels: stringMap.optional(), exp_annotations: stringMap.optional() })),
+          }),
+        )
         .optional(),
     }),
   ),
@@ -82,7 +88,10 @@ export type Dashboard = z.output<typeof dashboardSchema>;
 export const queryResponseSchema = z.object({
   status: z.literal("success"),
   data: z.discriminatedUnion("resultType", [
-    z.object({ resultType: z.literal("vector"), result: z.array(z.object({ metric: stringMap, value: z.tuple([z.number(), z.string()]) })) }),
+    z.object({
+      resultType: z.literal("vector"),
+      result: z.array(z.object({ metric: stringMap, value: z.tuple([z.number(), z.string()]) })),
+    }),
     z.object({ resultType: z.literal("scalar"), result: z.tuple([z.number(), z.string()]) }),
   ]),
 });

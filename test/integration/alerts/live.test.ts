@@ -20,7 +20,19 @@ import {
   vectorSelectors,
   type NamedExpr,
 } from "../../helpers/alerts/files.js";
-import { DAEMON_MAIN, daemonBuilt, query, SCRAPE_INTERVAL, startAlerting, startWebhook, targetUp, waitFor, type Delivery, type Stack, type Webhook } from "../../helpers/alerts/live.js";
+import {
+  DAEMON_MAIN,
+  daemonBuilt,
+  query,
+  SCRAPE_INTERVAL,
+  startAlerting,
+  startWebhook,
+  targetUp,
+  waitFor,
+  type Delivery,
+  type Stack,
+  type Webhook,
+} from "../../helpers/alerts/live.js";
 import { alertmanagerAlertsSchema, labelsResponseSchema, testTokenSchema } from "../../helpers/alerts/schema.js";
 
 // The alerting path end to end with real programs: a ci-prober daemon probes
@@ -52,7 +64,12 @@ function signal(ms = 10_000): AbortSignal {
 }
 
 async function gitlabPost(path: string, body: unknown): Promise<unknown> {
-  const res = await fetch(`${services.gitlab.url}${path}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" }, signal: signal() });
+  const res = await fetch(`${services.gitlab.url}${path}`, {
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: { "content-type": "application/json" },
+    signal: signal(),
+  });
   if (!res.ok) throw new Error(`POST ${path}: ${res.status}`);
   return res.json();
 }
@@ -105,7 +122,9 @@ beforeAll(async () => {
         { name: runner, docker_config: dockerConfig, mode: "direct", images: [services.token.image] },
         { name: noCredentialRunner, docker_config: emptyConfig, mode: "direct", images: [services.htpasswd.image] },
       ],
-      canary: { gitlab: { url: canaryGitlab.url, project: CANARY_PROJECT, token_file: join(dir, "canary-token"), interval: "2s", timeout: "20s" } },
+      canary: {
+        gitlab: { url: canaryGitlab.url, project: CANARY_PROJECT, token_file: join(dir, "canary-token"), interval: "2s", timeout: "20s" },
+      },
       gitlab: { url: services.gitlab.url, token_file: join(dir, "gitlab-token"), interval: "1s" },
     }),
   );
@@ -126,8 +145,10 @@ afterAll(async () => {
 });
 
 function findAlert(status: "firing" | "resolved", alertname: string, labels: Record<string, string>): Delivery | undefined {
-  return webhook?.deliveries.find(
-    (d) => d.payload.alerts.some((a) => a.status === status && a.labels.alertname === alertname && Object.entries(labels).every(([k, v]) => a.labels[k] === v)),
+  return webhook?.deliveries.find((d) =>
+    d.payload.alerts.some(
+      (a) => a.status === status && a.labels.alertname === alertname && Object.entries(labels).every(([k, v]) => a.labels[k] === v),
+    ),
   );
 }
 
@@ -143,14 +164,22 @@ describe("alerts against live prometheus and alertmanager", () => {
       const ok = await query(prometheus(), `ci_prober_login_success{runner="${runner}", registry="${registry}"} == 1`, signal());
       return ok.length === 1 ? ok : undefined;
     });
-    const [info] = await query(prometheus(), `ci_prober_credential_info{runner="${runner}", registry="${registry}", in_use="true"}`, signal());
+    const [info] = await query(
+      prometheus(),
+      `ci_prober_credential_info{runner="${runner}", registry="${registry}", in_use="true"}`,
+      signal(),
+    );
     expect(info?.metric.kind).toBe("personal");
 
     const blockedAt = Date.now();
     await gitlabPost(`/-/test/users/${user}/state`, { state: "blocked" });
-    const firing = await waitFor("CIRegistryLoginFailing to be delivered", 60_000, () => findAlert("firing", "CIRegistryLoginFailing", { runner }));
+    const firing = await waitFor("CIRegistryLoginFailing to be delivered", 60_000, () =>
+      findAlert("firing", "CIRegistryLoginFailing", { runner }),
+    );
     const deliveredMs = firing.at - blockedAt;
-    console.log(`block → CIRegistryLoginFailing delivered to the pager webhook: ${deliveredMs} ms (daemon interval 1s, scrape/eval ${SCRAPE_INTERVAL}, for: 2s, group_wait 1s)`);
+    console.log(
+      `block → CIRegistryLoginFailing delivered to the pager webhook: ${deliveredMs} ms (daemon interval 1s, scrape/eval ${SCRAPE_INTERVAL}, for: 2s, group_wait 1s)`,
+    );
 
     expect(firing.path).toBe("/pager");
     expect(firing.payload.receiver).toBe("pager");
@@ -168,18 +197,24 @@ describe("alerts against live prometheus and alertmanager", () => {
       source,
     });
     expect(alert.annotations.summary).toBe(`Runner ${runner} cannot log in to ${registry} as ${user} (reason: unauthorized)`);
-    expect(alert.annotations.description).toContain(`The credential is user ${user} (kind personal), stored in file ${dockerConfig} under key auths["${registry}"].`);
+    expect(alert.annotations.description).toContain(
+      `The credential is user ${user} (kind personal), stored in file ${dockerConfig} under key auths["${registry}"].`,
+    );
     expect(alert.annotations.runbook_url).toBe(`${RUNBOOK_BASE}#ciregistryloginfailing`);
 
     // The credential check sees the same block in GitLab's Users API.
-    const owner = await waitFor("CIRegistryCredentialOwnerInactive to be delivered", 30_000, () => findAlert("firing", "CIRegistryCredentialOwnerInactive", { runner }));
+    const owner = await waitFor("CIRegistryCredentialOwnerInactive to be delivered", 30_000, () =>
+      findAlert("firing", "CIRegistryCredentialOwnerInactive", { runner }),
+    );
     expect(alertOf(owner, "CIRegistryCredentialOwnerInactive", "firing").annotations.summary).toBe(
       `Runner ${runner} logs in to ${registry} as ${user}, whose GitLab account is blocked`,
     );
 
     const fixedAt = Date.now();
     await gitlabPost(`/-/test/users/${user}/state`, { state: "active" });
-    const resolved = await waitFor("CIRegistryLoginFailing to resolve", 60_000, () => findAlert("resolved", "CIRegistryLoginFailing", { runner }));
+    const resolved = await waitFor("CIRegistryLoginFailing to resolve", 60_000, () =>
+      findAlert("resolved", "CIRegistryLoginFailing", { runner }),
+    );
     console.log(`re-activation → CIRegistryLoginFailing resolved at the webhook: ${resolved.at - fixedAt} ms`);
     expect(alertOf(resolved, "CIRegistryLoginFailing", "resolved").labels.source).toBe(source);
 
@@ -201,22 +236,38 @@ describe("alerts against live prometheus and alertmanager", () => {
       summaries[alertname] = alert.annotations.summary ?? "";
     }
     // GitLab's expires_at is a date: the token ends at a midnight 9 to 10 days away.
-    expect(summaries.CIRegistryCredentialExpiringSoon).toMatch(/^The credential runner alert-r1 uses for 127\.0\.0\.1:\d+ \(alert-live-[0-9a-f]{6}\) expires in (9|10)d /);
+    expect(summaries.CIRegistryCredentialExpiringSoon).toMatch(
+      /^The credential runner alert-r1 uses for 127\.0\.0\.1:\d+ \(alert-live-[0-9a-f]{6}\) expires in (9|10)d /,
+    );
     expect(summaries.CIRunnerUsesPersonalCredential).toBe(`Runner ${runner} logs in to ${registry} with ${user}'s personal account`);
   }, 90_000);
 
   test("a runner that holds no credential for its registry still pages CIRegistryLoginFailing, and the page says so", async () => {
     const host = services.htpasswd.host;
-    const delivery = await waitFor("CIRegistryLoginFailing of the runner without a credential", 60_000, () => findAlert("firing", "CIRegistryLoginFailing", { runner: noCredentialRunner }));
-    const alert = delivery.payload.alerts.find((a) => a.labels.runner === noCredentialRunner && a.labels.alertname === "CIRegistryLoginFailing");
-    expect(alert?.labels).toEqual({ alertname: "CIRegistryLoginFailing", severity: "page", job: "ci-prober", instance: daemonAddress, runner: noCredentialRunner, registry: host });
+    const delivery = await waitFor("CIRegistryLoginFailing of the runner without a credential", 60_000, () =>
+      findAlert("firing", "CIRegistryLoginFailing", { runner: noCredentialRunner }),
+    );
+    const alert = delivery.payload.alerts.find(
+      (a) => a.labels.runner === noCredentialRunner && a.labels.alertname === "CIRegistryLoginFailing",
+    );
+    expect(alert?.labels).toEqual({
+      alertname: "CIRegistryLoginFailing",
+      severity: "page",
+      job: "ci-prober",
+      instance: daemonAddress,
+      runner: noCredentialRunner,
+      registry: host,
+    });
     expect(alert?.annotations.summary).toBe(`Runner ${noCredentialRunner} cannot log in to ${host} (reason: credential_missing)`);
     expect(alert?.annotations.description).toContain(`The runner holds no credential for ${host}.`);
   }, 90_000);
 
   test("alertmanager inhibits a runner's pull alerts for the failing registry and its canary alerts while its login alert fires", async () => {
     const instance = "inhibition-test:9839";
-    const alert = (labels: Record<string, string>) => ({ labels: { severity: "page", instance, job: "ci-prober", ...labels }, startsAt: new Date().toISOString() });
+    const alert = (labels: Record<string, string>) => ({
+      labels: { severity: "page", instance, job: "ci-prober", ...labels },
+      startsAt: new Date().toISOString(),
+    });
     const res = await fetch(`${stack?.alertmanagerUrl}/api/v2/alerts`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -238,13 +289,19 @@ describe("alerts against live prometheus and alertmanager", () => {
     await waitFor("the three uninhibited alerts", 30_000, () => (delivered().length >= 3 ? true : undefined));
     // Alertmanager marks the other two as suppressed by the login alert; ask it rather than wait for silence.
     const suppressed = await waitFor("two suppressed alerts", 10_000, async () => {
-      const r = await fetch(`${stack?.alertmanagerUrl}/api/v2/alerts?filter=${encodeURIComponent(`instance="${instance}"`)}`, { signal: signal() });
+      const r = await fetch(`${stack?.alertmanagerUrl}/api/v2/alerts?filter=${encodeURIComponent(`instance="${instance}"`)}`, {
+        signal: signal(),
+      });
       const list = alertmanagerAlertsSchema.parse(await r.json());
-      const muted = list.filter((a) => a.status.state === "suppressed" && a.status.inhibitedBy.length > 0).map((a) => `${a.labels.alertname} ${a.labels.runner} ${a.labels.registry ?? a.labels.canary}`);
+      const muted = list
+        .filter((a) => a.status.state === "suppressed" && a.status.inhibitedBy.length > 0)
+        .map((a) => `${a.labels.alertname} ${a.labels.runner} ${a.labels.registry ?? a.labels.canary}`);
       return muted.length === 2 ? muted.sort() : undefined;
     });
     expect(suppressed).toEqual(["CICanaryFailing inh-r1 local", "CIImagePullFailing inh-r1 a.example.jp"]);
-    expect(new Set(delivered())).toEqual(new Set(["CIRegistryLoginFailing inh-r1 a.example.jp", "CIImagePullFailing inh-r1 b.example.jp", "CICanaryFailing inh-r2 local"]));
+    expect(new Set(delivered())).toEqual(
+      new Set(["CIRegistryLoginFailing inh-r1 a.example.jp", "CIImagePullFailing inh-r1 b.example.jp", "CICanaryFailing inh-r2 local"]),
+    );
   }, 60_000);
 
   test("promtool check metrics finds nothing to complain about in the daemon's /metrics", async () => {
@@ -259,13 +316,21 @@ describe("alerts against live prometheus and alertmanager", () => {
   test("every PromQL expression of the rules and the dashboard runs on the live prober and every metric and label it names exists", async () => {
     // Series that appear only after some rounds: a failure (of the runner without a credential), a canary.
     for (const needed of ["ci_prober_probe_failures_total", "ci_prober_canary_success", "ci_prober_credential_expiry_timestamp_seconds"]) {
-      await waitFor(`series of ${needed}`, 30_000, async () => ((await query(prometheus(), needed, signal())).length > 0 ? true : undefined));
+      await waitFor(`series of ${needed}`, 30_000, async () =>
+        (await query(prometheus(), needed, signal())).length > 0 ? true : undefined,
+      );
     }
     const metricsText = await (await fetch(`http://${daemonAddress}/metrics`, { signal: signal() })).text();
-    const labelNames = new Set(labelsResponseSchema.parse(await (await fetch(`${prometheus()}/api/v1/labels`, { signal: signal() })).json()).data);
+    const labelNames = new Set(
+      labelsResponseSchema.parse(await (await fetch(`${prometheus()}/api/v1/labels`, { signal: signal() })).json()).data,
+    );
     const exprs: (NamedExpr & { needsData: boolean })[] = [
       ...ruleExpressions(loadRules()).map((e) => ({ ...e, needsData: e.where.startsWith("record") })),
-      ...dashboardExpressions(loadDashboard()).map((e) => ({ where: e.where, expr: substituteGrafanaVariables(e.expr, SCRAPE_INTERVAL), needsData: true })),
+      ...dashboardExpressions(loadDashboard()).map((e) => ({
+        where: e.where,
+        expr: substituteGrafanaVariables(e.expr, SCRAPE_INTERVAL),
+        needsData: true,
+      })),
     ];
     // Declared, but without series here: certificates are only checked for registries spoken to over TLS (a test
     // registry is on 127.0.0.1), the test registries send no ratelimit-* headers, and no runner here stores a
@@ -309,7 +374,9 @@ describe("alerts against live prometheus and alertmanager", () => {
   // Last: it stops the daemon the tests above scrape.
   test("stopping the daemon pages CIProberDown for its instance", async () => {
     await daemon?.stop();
-    const delivery = await waitFor("CIProberDown to be delivered", 60_000, () => findAlert("firing", "CIProberDown", { instance: daemonAddress }));
+    const delivery = await waitFor("CIProberDown to be delivered", 60_000, () =>
+      findAlert("firing", "CIProberDown", { instance: daemonAddress }),
+    );
     expect(delivery.payload.receiver).toBe("pager");
     const alert = delivery.payload.alerts.find((a) => a.labels.alertname === "CIProberDown");
     expect(alert?.labels).toEqual({ alertname: "CIProberDown", severity: "page", job: "ci-prober", instance: daemonAddress });

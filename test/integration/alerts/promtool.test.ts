@@ -55,7 +55,15 @@ describe("promtool and amtool", () => {
   ])("amtool routes a severity=%s alert to the %s receiver", async (severity, receiver) => {
     const r = await execTool(
       "amtool",
-      ["config", "routes", "test", `--config.file=${ALERTMANAGER_CONFIG}`, `severity=${severity}`, "alertname=CIRegistryLoginFailing", "runner=r1"],
+      [
+        "config",
+        "routes",
+        "test",
+        `--config.file=${ALERTMANAGER_CONFIG}`,
+        `severity=${severity}`,
+        "alertname=CIRegistryLoginFailing",
+        "runner=r1",
+      ],
       timeout(),
     );
     expect(r.stdout.trim()).toBe(receiver);
@@ -105,7 +113,8 @@ describe("alerts.yml", () => {
 
   test("every join on ci_prober_credential_info takes the one in use, and no rule guesses it", () => {
     for (const a of alerts) {
-      for (const join of a.expr.matchAll(/group_left \([^)]*\)\s*ci_prober_credential_info(\{[^}]*\})?/g)) expect(join[1], a.alert).toBe('{in_use="true"}');
+      for (const join of a.expr.matchAll(/group_left \([^)]*\)\s*ci_prober_credential_info(\{[^}]*\})?/g))
+        expect(join[1], a.alert).toBe('{in_use="true"}');
     }
     expect(rules.filter((r) => "record" in r)).toEqual([]);
   });
@@ -114,8 +123,14 @@ describe("alerts.yml", () => {
     const cases = loadRuleTests().tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const name of Object.keys(ALERT_SEVERITIES)) {
       const own = cases.filter((c) => c.alertname === name);
-      expect(own.some((c) => c.exp_alerts.length > 0), `${name} fires`).toBe(true);
-      expect(own.some((c) => c.exp_alerts.length === 0), `${name} does not fire`).toBe(true);
+      expect(
+        own.some((c) => c.exp_alerts.length > 0),
+        `${name} fires`,
+      ).toBe(true);
+      expect(
+        own.some((c) => c.exp_alerts.length === 0),
+        `${name} does not fire`,
+      ).toBe(true);
     }
   });
 });

@@ -24,8 +24,24 @@ describe("once", () => {
     expect(r.code).toBe(0);
     const rows = JSON.parse(r.stdout) as Record<string, unknown>[];
     expect(rows.map((row) => ({ ...row, duration_seconds: typeof row.duration_seconds }))).toEqual([
-      { probe: "login", runner: "r1", target: services.htpasswd.host, success: true, reason: null, duration_seconds: "number", error: null },
-      { probe: "pull", runner: "r1", target: services.htpasswd.image, success: true, reason: null, duration_seconds: "number", error: null },
+      {
+        probe: "login",
+        runner: "r1",
+        target: services.htpasswd.host,
+        success: true,
+        reason: null,
+        duration_seconds: "number",
+        error: null,
+      },
+      {
+        probe: "pull",
+        runner: "r1",
+        target: services.htpasswd.image,
+        success: true,
+        reason: null,
+        duration_seconds: "number",
+        error: null,
+      },
     ]);
     expect(r.stderr).toBe("");
   });
@@ -38,7 +54,11 @@ describe("once", () => {
     expect(r.code).toBe(1);
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines[0]).toMatch(/^RUNNER +PROBE +TARGET +RESULT +DURATION +ERROR$/);
-    expect(lines[1]).toMatch(new RegExp(`^r1 +login +${services.htpasswd.host.replace(/\./g, "\\.")} +unauthorized +\\d+\\.\\d{3}s +GET http://${services.htpasswd.host.replace(/\./g, "\\.")}/v2/: HTTP 401`));
+    expect(lines[1]).toMatch(
+      new RegExp(
+        `^r1 +login +${services.htpasswd.host.replace(/\./g, "\\.")} +unauthorized +\\d+\\.\\d{3}s +GET http://${services.htpasswd.host.replace(/\./g, "\\.")}/v2/: HTTP 401`,
+      ),
+    );
     expect(lines).toHaveLength(2);
     expect(r.stdout.includes("wrong-pw-3b8e")).toBe(false);
   });
@@ -70,7 +90,10 @@ describe("once", () => {
     const dir = tempDir("once-helpers");
     const good = writeDockerConfig(join(dir, "good"), { [services.htpasswd.host]: alice });
     const helpers = join(dir, "helpers.json");
-    writeFileSync(helpers, JSON.stringify({ credHelpers: { "127.0.0.1:7": "cipt-missing", "127.0.0.1:8": "ciptsleep", "127.0.0.1:9": "cipt" } }));
+    writeFileSync(
+      helpers,
+      JSON.stringify({ credHelpers: { "127.0.0.1:7": "cipt-missing", "127.0.0.1:8": "ciptsleep", "127.0.0.1:9": "cipt" } }),
+    );
     writeFileSync(join(dir, "store.json"), JSON.stringify({ servers: { "127.0.0.1:9": { garbage: "Segmentation fault" } } }));
     const file = config(dir, ["runners:", `  - {name: good, docker_config: ${good}}`, `  - {name: helpers, docker_config: ${helpers}}`]);
     const env = { PATH: `${HELPERS}:${process.env.PATH ?? ""}`, CIPT_STORE: join(dir, "store.json") };
@@ -116,7 +139,10 @@ describe("credentials and check-config: a runner's broken source exits 1 with on
       setup: (dir) => {
         const docker = join(dir, "config.json");
         writeFileSync(docker, JSON.stringify({ credHelpers: { "registry.example.jp": "cipt-missing" } }));
-        return { docker, message: `${docker}#credHelpers["registry.example.jp"]: docker-credential-cipt-missing is not installed (not found on PATH)` };
+        return {
+          docker,
+          message: `${docker}#credHelpers["registry.example.jp"]: docker-credential-cipt-missing is not installed (not found on PATH)`,
+        };
       },
     },
     {
@@ -124,7 +150,10 @@ describe("credentials and check-config: a runner's broken source exits 1 with on
       setup: (dir) => {
         const docker = join(dir, "config.json");
         writeFileSync(docker, JSON.stringify({ credHelpers: { "registry.example.jp": "ciptsleep" } }));
-        return { docker, message: `${docker}#credHelpers["registry.example.jp"]: docker-credential-ciptsleep get gave no answer within 500ms` };
+        return {
+          docker,
+          message: `${docker}#credHelpers["registry.example.jp"]: docker-credential-ciptsleep get gave no answer within 500ms`,
+        };
       },
     },
     {
@@ -133,7 +162,10 @@ describe("credentials and check-config: a runner's broken source exits 1 with on
         const docker = join(dir, "config.json");
         writeFileSync(docker, JSON.stringify({ credHelpers: { "registry.example.jp": "cipt" } }));
         writeFileSync(join(dir, "store.json"), JSON.stringify({ servers: { "registry.example.jp": { garbage: "Segmentation fault" } } }));
-        return { docker, message: `${docker}#credHelpers["registry.example.jp"]: docker-credential-cipt get printed no credential-helper JSON` };
+        return {
+          docker,
+          message: `${docker}#credHelpers["registry.example.jp"]: docker-credential-cipt get printed no credential-helper JSON`,
+        };
       },
     },
   ];
@@ -177,7 +209,9 @@ describe("embedded default: with no config file, this host's runners are discove
   test("~/.gitlab-runner/config.toml and ~/.docker/config.json become runners with exact credential sources", async () => {
     const home = tempDir("home");
     mkdirSync(join(home, ".gitlab-runner"));
-    const authConfig = JSON.stringify({ auths: { "registry.example.jp": { auth: Buffer.from("gitlab+deploy-token-7:dt-secret-91").toString("base64") } } });
+    const authConfig = JSON.stringify({
+      auths: { "registry.example.jp": { auth: Buffer.from("gitlab+deploy-token-7:dt-secret-91").toString("base64") } },
+    });
     writeFileSync(
       join(home, ".gitlab-runner", "config.toml"),
       [
@@ -198,7 +232,9 @@ describe("embedded default: with no config file, this host's runners are discove
         "",
       ].join("\n"),
     );
-    const docker = writeDockerConfig(join(home, ".docker"), { "https://registry.example.jp/v1/": { username: "t.yamada", password: "ldap-pw-5521" } });
+    const docker = writeDockerConfig(join(home, ".docker"), {
+      "https://registry.example.jp/v1/": { username: "t.yamada", password: "ldap-pw-5521" },
+    });
     const env = { HOME: home, DOCKER_HOST: "unix:///nonexistent.sock" };
     const r = await runCli(["credentials", "--json"], { env, cwd: home });
     expect(r.code).toBe(0);
@@ -208,7 +244,15 @@ describe("embedded default: with no config file, this host's runners are discove
     const row = { registry: "registry.example.jp", secret_type: "password" };
     expect(JSON.parse(r.stdout)).toEqual([
       { ...row, runner: "base-runner", username: "t.yamada", kind: "unknown", source: file, in_use: true, shadowed_by: null },
-      { ...row, runner: "docker-ci", username: "gitlab+deploy-token-7", kind: "deploy_token", source: dac, in_use: true, shadowed_by: null },
+      {
+        ...row,
+        runner: "docker-ci",
+        username: "gitlab+deploy-token-7",
+        kind: "deploy_token",
+        source: dac,
+        in_use: true,
+        shadowed_by: null,
+      },
       { ...row, runner: "docker-ci", username: "t.yamada", kind: "unknown", source: file, in_use: false, shadowed_by: dac },
     ]);
     const table = await runCli(["credentials"], { env, cwd: home });
@@ -239,12 +283,23 @@ describe("credentials with gitlab: configured asks the Users API who owns each c
     const docker = writeDockerConfig(join(dir, "docker"), { [services.token.host]: human, "registry.example.jp": bot });
     const tokenFile = join(dir, "token");
     writeFileSync(tokenFile, await createApiToken(services.gitlab.url, "root"));
-    const file = config(dir, [`gitlab: {url: "${services.gitlab.url}", token_file: ${tokenFile}}`, "runners:", `  - {name: r1, docker_config: ${docker}}`]);
+    const file = config(dir, [
+      `gitlab: {url: "${services.gitlab.url}", token_file: ${tokenFile}}`,
+      "runners:",
+      `  - {name: r1, docker_config: ${docker}}`,
+    ]);
     const r = await runCli(["credentials", "--config", file, "--json"]);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
     // The job's own token is listed last, for the dependency proxy (the instance's own host:port): nothing stored shadows it.
     const proxy = new URL(services.gitlab.url).host;
-    expect((JSON.parse(r.stdout) as { username: string; kind: string; registry: string; in_use: boolean }[]).map((c) => [c.username, c.kind, c.registry, c.in_use])).toEqual([
+    expect(
+      (JSON.parse(r.stdout) as { username: string; kind: string; registry: string; in_use: boolean }[]).map((c) => [
+        c.username,
+        c.kind,
+        c.registry,
+        c.in_use,
+      ]),
+    ).toEqual([
       [human.username, "personal", services.token.host, true],
       [bot.username, "bot", "registry.example.jp", true],
       ["gitlab-ci-token", "job_token", proxy, true],
@@ -254,7 +309,9 @@ describe("credentials with gitlab: configured asks the Users API who owns each c
     writeFileSync(tokenFile, "glpat-not-a-valid-token-000");
     const bad = await runCli(["credentials", "--config", file, "--json"]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr.split("\n")[0]).toBe(`ci-prober: ${services.gitlab.url}: owner of ${docker}#auths["${services.token.host}"]: GET /api/v4/users: HTTP 401: 401 Unauthorized`);
+    expect(bad.stderr.split("\n")[0]).toBe(
+      `ci-prober: ${services.gitlab.url}: owner of ${docker}#auths["${services.token.host}"]: GET /api/v4/users: HTTP 401: 401 Unauthorized`,
+    );
     expect(bad.stderr.includes("glpat-not-a-valid-token-000")).toBe(false);
   });
 });

@@ -14,10 +14,14 @@ describe("a config.json written by the real docker login", () => {
   test("gives alice's password credential for the htpasswd registry with the exact source", async () => {
     const dir = tmpDir();
     const password = services.htpasswd.users.alice ?? "";
-    execFileSync(dockerCli(), ["-H", services.dockerHost, "--config", dir, "login", services.htpasswd.host, "-u", "alice", "--password-stdin"], {
-      input: password,
-      stdio: ["pipe", "ignore", "pipe"],
-    });
+    execFileSync(
+      dockerCli(),
+      ["-H", services.dockerHost, "--config", dir, "login", services.htpasswd.host, "-u", "alice", "--password-stdin"],
+      {
+        input: password,
+        stdio: ["pipe", "ignore", "pipe"],
+      },
+    );
     const file = join(dir, "config.json");
     const creds = await runnerCredentials(testRunner({ name: "docker-runner", dockerConfig: file }), helperOpts());
     expect(creds).toHaveLength(1);
@@ -62,8 +66,26 @@ describe("auths entries", () => {
     const creds = await runnerCredentials(testRunner({ dockerConfig: file }), helperOpts());
     const used = { runner: "r1", inUse: true, shadowedBy: null };
     expect(creds.map((c) => ({ ...c, secret: c.secret?.reveal() }))).toEqual([
-      { ...used, registry: "registry.example.jp", path: "registry.example.jp", username: "gitlab+deploy-token-17", kind: "deploy_token", secretType: "password", source: `${file}#auths["registry.example.jp"]`, secret: "dt-secret-9a8b" },
-      { ...used, registry: "docker.io", path: "docker.io", username: "hubuser", kind: "unknown", secretType: "password", source: `${file}#auths["https://index.docker.io/v1/"]`, secret: "hub-pw-55aa" },
+      {
+        ...used,
+        registry: "registry.example.jp",
+        path: "registry.example.jp",
+        username: "gitlab+deploy-token-17",
+        kind: "deploy_token",
+        secretType: "password",
+        source: `${file}#auths["registry.example.jp"]`,
+        secret: "dt-secret-9a8b",
+      },
+      {
+        ...used,
+        registry: "docker.io",
+        path: "docker.io",
+        username: "hubuser",
+        kind: "unknown",
+        secretType: "password",
+        source: `${file}#auths["https://index.docker.io/v1/"]`,
+        secret: "hub-pw-55aa",
+      },
       {
         ...used,
         registry: "registry.example.jp:5000",
@@ -74,7 +96,16 @@ describe("auths entries", () => {
         source: `${file}#auths["https://registry.example.jp:5000/v2/"]`,
         secret: "bot-token-77cc",
       },
-      { ...used, registry: "ghcr.example.jp", path: "ghcr.example.jp", username: "gitlab-ci-token", kind: "job_token", secretType: "identity_token", source: `${file}#auths["ghcr.example.jp"]`, secret: "idtoken-33dd44" },
+      {
+        ...used,
+        registry: "ghcr.example.jp",
+        path: "ghcr.example.jp",
+        username: "gitlab-ci-token",
+        kind: "job_token",
+        secretType: "identity_token",
+        source: `${file}#auths["ghcr.example.jp"]`,
+        secret: "idtoken-33dd44",
+      },
     ]);
   });
 
@@ -99,9 +130,16 @@ describe("auths entries", () => {
 describe("bad inputs give a credential with an exact reason and one-line message, never hiding the others", () => {
   test("truncated JSON in config.json is credential_invalid naming the file, line and column", async () => {
     const dir = tmpDir();
-    const file = writeJson(dir, "config.json", `{\n  "auths": {\n    "registry.example.jp": {\n      "auth": "${b64("alice:trunc-pw-0101")}`);
+    const file = writeJson(
+      dir,
+      "config.json",
+      `{\n  "auths": {\n    "registry.example.jp": {\n      "auth": "${b64("alice:trunc-pw-0101")}`,
+    );
     const value = JSON.stringify({ auths: { "ok.example.jp": { auth: b64("bob:env-pw-0202") } } });
-    const creds = await runnerCredentials(testRunner({ dockerConfig: file, dockerAuthConfig: { value, source: "/etc/dac.json" } }), helperOpts());
+    const creds = await runnerCredentials(
+      testRunner({ dockerConfig: file, dockerAuthConfig: { value, source: "/etc/dac.json" } }),
+      helperOpts(),
+    );
     expect(creds.map((c) => ({ ...c, secret: undefined }))).toEqual([
       {
         runner: "r1",
@@ -159,19 +197,26 @@ describe("bad inputs give a credential with an exact reason and one-line message
     ["not*base64!", "auth is not valid base64"],
     [b64("alice-nocolon-pw"), `auth does not decode to "user:password"`],
     [b64(":only-a-password"), `auth does not decode to "user:password"`],
-  ])("an auth %s drops the whole file as Docker's loader does: credential_invalid naming the entry, the others listed, not used", async (auth, what) => {
-    const file = writeJson(tmpDir(), "config.json", { auths: { "bad.example.jp": { auth }, "good.example.jp": { auth: b64("carol:good-pw-4242") } } });
-    const creds = await runnerCredentials(testRunner({ dockerConfig: file }), helperOpts());
-    expect(creds.map((c) => [c.registry, c.source, c.username, c.inUse, c.error?.reason, c.error?.message])).toEqual([
-      ["bad.example.jp", `${file}#auths["bad.example.jp"]`, "", false, "credential_invalid", `${file}#auths["bad.example.jp"]: ${what}`],
-      ["good.example.jp", `${file}#auths["good.example.jp"]`, "carol", false, undefined, undefined],
-    ]);
-  });
+  ])(
+    "an auth %s drops the whole file as Docker's loader does: credential_invalid naming the entry, the others listed, not used",
+    async (auth, what) => {
+      const file = writeJson(tmpDir(), "config.json", {
+        auths: { "bad.example.jp": { auth }, "good.example.jp": { auth: b64("carol:good-pw-4242") } },
+      });
+      const creds = await runnerCredentials(testRunner({ dockerConfig: file }), helperOpts());
+      expect(creds.map((c) => [c.registry, c.source, c.username, c.inUse, c.error?.reason, c.error?.message])).toEqual([
+        ["bad.example.jp", `${file}#auths["bad.example.jp"]`, "", false, "credential_invalid", `${file}#auths["bad.example.jp"]: ${what}`],
+        ["good.example.jp", `${file}#auths["good.example.jp"]`, "carol", false, undefined, undefined],
+      ]);
+    },
+  );
 
   test("without config.json, ~/.dockercfg (the old format, a bare object of registry to entry) is read, as GitLab Runner does", async () => {
     const home = tmpDir();
     mkdirSync(join(home, ".docker"));
-    const legacy = writeJson(home, ".dockercfg", { "https://registry.example.jp/v1/": { auth: b64("old-user:old-pw-1919"), email: "a@example.jp" } });
+    const legacy = writeJson(home, ".dockercfg", {
+      "https://registry.example.jp/v1/": { auth: b64("old-user:old-pw-1919"), email: "a@example.jp" },
+    });
     const creds = await runnerCredentials(testRunner({ dockerConfig: join(home, ".docker", "config.json") }), helperOpts());
     expect(creds.map((c) => [c.path, c.username, c.source, c.inUse])).toEqual([
       ["registry.example.jp", "old-user", `${legacy}#auths["https://registry.example.jp/v1/"]`, true],

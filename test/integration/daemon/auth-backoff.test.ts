@@ -79,12 +79,20 @@ test("ten runners sharing a blocked account's credential: failed /jwt/auth reque
     // Still recorded every interval while held: CIProberStale has nothing to fire on.
     const last = select(m, "ci_prober_probe_last_run_timestamp_seconds", { probe: "login", runner, target: registry })[0]?.value ?? 0;
     expect(Date.now() / 1000 - last).toBeLessThan((2 * INTERVAL_MS + 2000) / 1000);
-    expect(select(m, "ci_prober_probe_failures_total", { probe: "login", runner, target: registry, reason: "unauthorized" })[0]?.value).toBeGreaterThanOrEqual(1);
+    expect(
+      select(m, "ci_prober_probe_failures_total", { probe: "login", runner, target: registry, reason: "unauthorized" })[0]?.value,
+    ).toBeGreaterThanOrEqual(1);
   }
-  const status = JSON.parse((await daemon.get("/status")).body) as { probes: { key: string; last: { error: string; backoff?: { failures: number } } }[] };
+  const status = JSON.parse((await daemon.get("/status")).body) as {
+    probes: { key: string; last: { error: string; backoff?: { failures: number } } }[];
+  };
   const held = status.probes.filter((p) => p.key.startsWith("login|") && p.last.backoff !== undefined);
   expect(held.length).toBeGreaterThan(0);
-  expect(held[0]?.last.error).toMatch(new RegExp(`^backing off, next attempt at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(${registry.replace(/\./g, "\\.")} refused this credential \\d+ times? in a row: .*HTTP Basic: Access denied`));
+  expect(held[0]?.last.error).toMatch(
+    new RegExp(
+      `^backing off, next attempt at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(${registry.replace(/\./g, "\\.")} refused this credential \\d+ times? in a row: .*HTTP Basic: Access denied`,
+    ),
+  );
   expect(Date.now() - start).toBeGreaterThanOrEqual(2 * WINDOW_MS);
 });
 

@@ -23,7 +23,13 @@ beforeAll(async () => {
   ci = ciState(fake.state);
   fake.state.addUser({ username: "project_7_bot_canary", bot: true });
   token = fake.state.issueApiToken("project_7_bot_canary");
-  ci.addProject({ path: PROJECT, jobs: [{ name: "canary-docker", tags: ["docker"] }, { name: "canary-base", tags: ["base"] }] });
+  ci.addProject({
+    path: PROJECT,
+    jobs: [
+      { name: "canary-docker", tags: ["docker"] },
+      { name: "canary-base", tags: ["base"] },
+    ],
+  });
   ci.addRunner({ description: "docker-ci", tags: ["docker"], behaviour: { kind: "succeed", pickupMs: 200, runMs: 100 } });
   ci.addRunner({ description: "base-runner", tags: ["base"], behaviour: { kind: "succeed", pickupMs: 100, runMs: 100 } });
   const dir = tempDir("canary-metrics");
@@ -59,7 +65,8 @@ test("each job's runner gets its own canary series; a failing runner reads 0 wit
   base.behaviour = {
     kind: "fail",
     failureReason: "runner_system_failure",
-    trace: "Running with gitlab-runner 17.5.0\nWARNING: Failed to pull image with policy \"always\": unauthorized: HTTP Basic: Access denied (manager.go:250:0s)\nERROR: Job failed: failed to pull image\n",
+    trace:
+      'Running with gitlab-runner 17.5.0\nWARNING: Failed to pull image with policy "always": unauthorized: HTTP Basic: Access denied (manager.go:250:0s)\nERROR: Job failed: failed to pull image\n',
     pickupMs: 50,
     runMs: 50,
   };
@@ -68,15 +75,23 @@ test("each job's runner gets its own canary series; a failing runner reads 0 wit
     return value(m, "ci_prober_canary_success", { runner: "base-runner", canary: PROJECT }) === 0 ? m : undefined;
   });
   expect(value(failed, "ci_prober_canary_success", { runner: "docker-ci", canary: PROJECT })).toBe(1);
-  expect(value(failed, "ci_prober_probe_failures_total", { probe: "canary", runner: "base-runner", target: PROJECT, reason: "pipeline_failed" })).toBeGreaterThanOrEqual(1);
+  expect(
+    value(failed, "ci_prober_probe_failures_total", { probe: "canary", runner: "base-runner", target: PROJECT, reason: "pipeline_failed" }),
+  ).toBeGreaterThanOrEqual(1);
   expect(select(failed, "ci_prober_probe_failures_total", { runner: "docker-ci" })).toEqual([]);
   // Each failure is counted once, under the runner that ran the job, not again under the pipeline.
   expect(select(failed, "ci_prober_probe_failures_total").map((s) => s.labels.runner)).toEqual(["base-runner"]);
-  expect(value(failed, "ci_prober_probe_last_run_timestamp_seconds", { probe: "canary", runner: "gitlab", target: PROJECT })).toBeGreaterThan(Date.now() / 1000 - 30);
+  expect(
+    value(failed, "ci_prober_probe_last_run_timestamp_seconds", { probe: "canary", runner: "gitlab", target: PROJECT }),
+  ).toBeGreaterThan(Date.now() / 1000 - 30);
 
-  const status = JSON.parse((await daemon.get("/status")).body) as { probes: { key: string; last: { error: string; jobs: { runner: string; errorLine?: string }[] } }[] };
+  const status = JSON.parse((await daemon.get("/status")).body) as {
+    probes: { key: string; last: { error: string; jobs: { runner: string; errorLine?: string }[] } }[];
+  };
   const canary = status.probes.find((p) => p.key === `canary|gitlab|${PROJECT}`)?.last;
-  expect(canary?.jobs.find((j) => j.runner === "base-runner")?.errorLine).toBe('WARNING: Failed to pull image with policy "always": unauthorized: HTTP Basic: Access denied (manager.go:250:0s)');
+  expect(canary?.jobs.find((j) => j.runner === "base-runner")?.errorLine).toBe(
+    'WARNING: Failed to pull image with policy "always": unauthorized: HTTP Basic: Access denied (manager.go:250:0s)',
+  );
   expect(canary?.error).toContain("runner_system_failure");
   expect(JSON.stringify(status).includes(token)).toBe(false);
   expect(daemon.log().includes(token)).toBe(false);

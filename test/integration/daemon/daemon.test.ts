@@ -17,7 +17,12 @@ let docker: string;
 function writeToml(names: string[]): void {
   writeFileSync(
     toml,
-    names.map((n) => `[[runners]]\n  name = "${n}"\n  executor = "docker"\n  [runners.docker]\n    image = "${image}"\n    pull_policy = ["always"]\n  [runners.cache]\n    Type = "s3"\n`).join("\n"),
+    names
+      .map(
+        (n) =>
+          `[[runners]]\n  name = "${n}"\n  executor = "docker"\n  [runners.docker]\n    image = "${image}"\n    pull_policy = ["always"]\n  [runners.cache]\n    Type = "s3"\n`,
+      )
+      .join("\n"),
   );
 }
 
@@ -28,7 +33,10 @@ beforeAll(async () => {
   writeToml(["alpha", "beta"]);
   const port = await freePort();
   const file = join(dir, "ci-prober.yml");
-  writeFileSync(file, `interval: 1s\ntimeout: 5s\nlisten_address: 127.0.0.1:${port}\nrunners:\n  - {runner_config: ${toml}, docker_config: ${docker}}\n`);
+  writeFileSync(
+    file,
+    `interval: 1s\ntimeout: 5s\nlisten_address: 127.0.0.1:${port}\nrunners:\n  - {runner_config: ${toml}, docker_config: ${docker}}\n`,
+  );
   daemon = await startDaemonProc(file, port);
   await waitFor("ready", 15_000, async () => ((await daemon.get("/-/ready")).status === 200 ? true : undefined));
 });
@@ -83,7 +91,16 @@ test("/status shows each probe's step-by-step log and the runner's credentials w
     probes: { key: string; last: { success: boolean; log: string[] } }[];
   };
   expect(status.runners[0]?.credentials).toEqual([
-    { runner: "alpha", registry: host, username: "alice", kind: "unknown", secret_type: "password", source: `${docker}#auths["${host}"]`, in_use: true, shadowed_by: null },
+    {
+      runner: "alpha",
+      registry: host,
+      username: "alice",
+      kind: "unknown",
+      secret_type: "password",
+      source: `${docker}#auths["${host}"]`,
+      in_use: true,
+      shadowed_by: null,
+    },
   ]);
   const login = status.probes.find((p) => p.key === `login|alpha|${host}`)?.last;
   expect(login?.success).toBe(true);

@@ -75,12 +75,16 @@ test("a blocked user turns login, pull and canary to 0 with unauthorized", async
       ? now
       : undefined;
   });
-  const reasons = select(m, "ci_prober_probe_failures_total", { runner: "docker-ci" }).map((s) => `${s.labels.probe}:${s.labels.reason}`).sort();
+  const reasons = select(m, "ci_prober_probe_failures_total", { runner: "docker-ci" })
+    .map((s) => `${s.labels.probe}:${s.labels.reason}`)
+    .sort();
   expect(reasons).toEqual(["canary:unauthorized", "login:unauthorized", "pull:unauthorized"]);
 });
 
 test("neither the password nor the X-Registry-Auth value reaches /status, /metrics or the log; SIGTERM leaves no canary container", async () => {
-  const header = Buffer.from(JSON.stringify({ username: user.username, password: user.password, serveraddress: registry })).toString("base64url");
+  const header = Buffer.from(JSON.stringify({ username: user.username, password: user.password, serveraddress: registry })).toString(
+    "base64url",
+  );
   const texts = [(await daemon.get("/status")).body, (await daemon.get("/metrics")).body, daemon.log()];
   for (const t of texts) {
     expect(t.includes(user.password)).toBe(false);

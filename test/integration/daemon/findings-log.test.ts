@@ -26,9 +26,14 @@ function lines(log: string): Line[] {
 // re-plan waits on a hanging helper stops cleanly, with no error line about the abort.
 test("helper and config.json failures are logged once at warn; SIGTERM mid-re-plan logs no error", async () => {
   const dir = tempDir("findings");
-  const good = writeDockerConfig(join(dir, "good"), { [services.htpasswd.host]: { username: "alice", password: services.htpasswd.users.alice ?? "" } });
+  const good = writeDockerConfig(join(dir, "good"), {
+    [services.htpasswd.host]: { username: "alice", password: services.htpasswd.users.alice ?? "" },
+  });
   const helpers = join(dir, "helpers.json");
-  writeFileSync(helpers, JSON.stringify({ credHelpers: { "127.0.0.1:7": "cipt-missing", "127.0.0.1:8": "ciptsleep", "127.0.0.1:9": "cipt" } }));
+  writeFileSync(
+    helpers,
+    JSON.stringify({ credHelpers: { "127.0.0.1:7": "cipt-missing", "127.0.0.1:8": "ciptsleep", "127.0.0.1:9": "cipt" } }),
+  );
   writeFileSync(join(dir, "store.json"), JSON.stringify({ servers: { "127.0.0.1:9": { garbage: "Segmentation fault" } } }));
   const truncated = join(dir, "truncated.json");
   writeFileSync(truncated, '{"auths": {"127.0.0.1:6": {"auth": "YWxp');
@@ -59,7 +64,12 @@ test("helper and config.json failures are logged once at warn; SIGTERM mid-re-pl
   }
   const all = lines(daemon.log());
   const src = (host: string) => `${helpers}#credHelpers["${host}"]`;
-  expect(all.filter((l) => l.msg === "runner source unusable").map((l) => [l.level, l.error]).sort()).toEqual([
+  expect(
+    all
+      .filter((l) => l.msg === "runner source unusable")
+      .map((l) => [l.level, l.error])
+      .sort(),
+  ).toEqual([
     ["warn", `${src("127.0.0.1:7")}: docker-credential-cipt-missing is not installed (not found on PATH)`],
     ["warn", `${src("127.0.0.1:8")}: docker-credential-ciptsleep get gave no answer within 1500ms`],
     ["warn", `${src("127.0.0.1:9")}: docker-credential-cipt get printed no credential-helper JSON`],

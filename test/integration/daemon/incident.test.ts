@@ -83,8 +83,12 @@ test("a blocked user's credential turns that runner's login and pull to 0 within
   const elapsed = Date.now() - blockedAt;
   expect(elapsed).toBeLessThanOrEqual(2 * INTERVAL_MS + 500);
 
-  expect(value(after, "ci_prober_probe_failures_total", { probe: "login", runner: "base-runner", target: registry, reason: "unauthorized" })).toBeGreaterThanOrEqual(1);
-  expect(value(after, "ci_prober_probe_failures_total", { probe: "pull", runner: "base-runner", target: image, reason: "unauthorized" })).toBeGreaterThanOrEqual(1);
+  expect(
+    value(after, "ci_prober_probe_failures_total", { probe: "login", runner: "base-runner", target: registry, reason: "unauthorized" }),
+  ).toBeGreaterThanOrEqual(1);
+  expect(
+    value(after, "ci_prober_probe_failures_total", { probe: "pull", runner: "base-runner", target: image, reason: "unauthorized" }),
+  ).toBeGreaterThanOrEqual(1);
   expect(value(after, "ci_prober_login_success", { runner: "docker-ci", registry })).toBe(1);
   expect(value(after, "ci_prober_pull_success", { runner: "docker-ci", image })).toBe(1);
   expect(select(after, "ci_prober_probe_failures_total", { runner: "docker-ci" })).toEqual([]);
@@ -99,11 +103,25 @@ test("a blocked user's credential turns that runner's login and pull to 0 within
     in_use: "true",
   });
   expect(select(after, "ci_prober_credential_info", { runner: "base-runner" }).map((s) => s.labels)).toEqual([
-    { runner: "base-runner", registry, source: `${baseConfig}#auths["${registry}"]`, username: yamada.username, kind: "personal", in_use: "true" },
+    {
+      runner: "base-runner",
+      registry,
+      source: `${baseConfig}#auths["${registry}"]`,
+      username: yamada.username,
+      kind: "personal",
+      in_use: "true",
+    },
     jobToken("base-runner"),
   ]);
   expect(select(after, "ci_prober_credential_info", { runner: "docker-ci" }).map((s) => s.labels)).toEqual([
-    { runner: "docker-ci", registry, source: `${ciConfig}#auths["${registry}"]`, username: deploy.username, kind: "deploy_token", in_use: "true" },
+    {
+      runner: "docker-ci",
+      registry,
+      source: `${ciConfig}#auths["${registry}"]`,
+      username: deploy.username,
+      kind: "deploy_token",
+      in_use: "true",
+    },
     jobToken("docker-ci"),
   ]);
 
@@ -113,16 +131,35 @@ test("a blocked user's credential turns that runner's login and pull to 0 within
   });
   expect(owner.map((s) => s.labels)).toEqual([{ runner: "base-runner", registry, username: yamada.username, state: "blocked" }]);
 
-  const status = JSON.parse((await daemon.get("/status")).body) as { probes: { key: string; last: { reason: string; error: string; log: string[]; credential: unknown } }[] };
+  const status = JSON.parse((await daemon.get("/status")).body) as {
+    probes: { key: string; last: { reason: string; error: string; log: string[]; credential: unknown } }[];
+  };
   const login = status.probes.find((p) => p.key === `login|base-runner|${registry}`);
   expect(login?.last.reason).toBe("unauthorized");
   expect(login?.last.error).toContain("HTTP Basic: Access denied");
-  expect(login?.last.credential).toEqual({ registry, username: yamada.username, kind: "personal", secret_type: "password", source: `${baseConfig}#auths["${registry}"]` });
+  expect(login?.last.credential).toEqual({
+    registry,
+    username: yamada.username,
+    kind: "personal",
+    secret_type: "password",
+    source: `${baseConfig}#auths["${registry}"]`,
+  });
   // The log line an operator greps for names the user and the file, too.
-  const failed = daemon.log().split("\n").find((l) => l.includes('"msg":"probe failed"') && l.includes('"runner":"base-runner"'));
-  expect(JSON.parse(failed ?? "{}")).toMatchObject({ level: "warn", probe: expect.any(String), reason: "unauthorized", username: yamada.username, source: `${baseConfig}#auths["${registry}"]` });
+  const failed = daemon
+    .log()
+    .split("\n")
+    .find((l) => l.includes('"msg":"probe failed"') && l.includes('"runner":"base-runner"'));
+  expect(JSON.parse(failed ?? "{}")).toMatchObject({
+    level: "warn",
+    probe: expect.any(String),
+    reason: "unauthorized",
+    username: yamada.username,
+    source: `${baseConfig}#auths["${registry}"]`,
+  });
   const page = (await daemon.get("/")).body;
-  expect(page).toContain(`credential <b>${yamada.username}</b> (personal, password) from <code>${baseConfig}#auths[&#34;${registry}&#34;]</code> · <span class="ok-text">in use</span>`);
+  expect(page).toContain(
+    `credential <b>${yamada.username}</b> (personal, password) from <code>${baseConfig}#auths[&#34;${registry}&#34;]</code> · <span class="ok-text">in use</span>`,
+  );
 
   // The fix: the account is active again (as if the file now held a working credential).
   await setGitlabUserState(services.gitlab.url, yamada.username, "active");
@@ -133,7 +170,12 @@ test("a blocked user's credential turns that runner's login and pull to 0 within
 
 test("no password or auth value reaches /metrics, /status, / or the log", async () => {
   const bodies = [(await daemon.get("/metrics")).body, (await daemon.get("/status")).body, (await daemon.get("/")).body, daemon.log()];
-  for (const secret of [yamada.password, deploy.password, Buffer.from(`${yamada.username}:${yamada.password}`).toString("base64"), Buffer.from(`${deploy.username}:${deploy.password}`).toString("base64")]) {
+  for (const secret of [
+    yamada.password,
+    deploy.password,
+    Buffer.from(`${yamada.username}:${yamada.password}`).toString("base64"),
+    Buffer.from(`${deploy.username}:${deploy.password}`).toString("base64"),
+  ]) {
     for (const body of bodies) expect(body.includes(secret)).toBe(false);
   }
   expect(daemon.log()).toContain('"msg":"probe failed"');

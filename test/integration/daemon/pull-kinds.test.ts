@@ -19,7 +19,18 @@ beforeAll(async () => {
   const dir = tempDir("pull-kinds");
   const port = await freePort();
   const file = join(dir, "ci-prober.yml");
-  writeFileSync(file, [`interval: 1s`, "timeout: 5s", `listen_address: 127.0.0.1:${port}`, `images: ["${registry.image}"]`, "runners:", "  - {name: solo, mode: direct}", ""].join("\n"));
+  writeFileSync(
+    file,
+    [
+      `interval: 1s`,
+      "timeout: 5s",
+      `listen_address: 127.0.0.1:${port}`,
+      `images: ["${registry.image}"]`,
+      "runners:",
+      "  - {name: solo, mode: direct}",
+      "",
+    ].join("\n"),
+  );
   daemon = await startDaemonProc(file, port);
   await waitFor("ready", 15_000, async () => ((await daemon.get("/-/ready")).status === 200 ? true : undefined));
 });
@@ -39,7 +50,11 @@ test("a full pull, then manifest HEADs: pull_bytes carries the kind, the log say
   expect(value(m, "ci_prober_pull_success", { runner: "solo", image })).toBe(1);
   expect(registry.counts.manifestGet).toBe(1);
   expect(registry.counts.manifestHead).toBeGreaterThanOrEqual(1);
-  const lines = daemon.log().split("\n").filter((l) => l.includes('"msg":"probe succeeded"') && l.includes('"probe":"pull"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = daemon
+    .log()
+    .split("\n")
+    .filter((l) => l.includes('"msg":"probe succeeded"') && l.includes('"probe":"pull"'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   expect(lines[0]).toMatchObject({ pull: "full", runner: "solo", target: image });
   expect(lines[0]?.bytes).toBe(registry.counts.blobBytes);
   expect(lines[1]).toMatchObject({ pull: "manifest", bytes: 0 });

@@ -15,12 +15,17 @@ let port: number;
 let docker: string;
 
 function writeConfig(runners: string[]): void {
-  writeFileSync(file, `interval: 1s\ntimeout: 5s\nlisten_address: 127.0.0.1:${port}\nrunners:\n${runners.map((r) => `  - {name: ${r}, docker_config: ${docker}}`).join("\n")}\n`);
+  writeFileSync(
+    file,
+    `interval: 1s\ntimeout: 5s\nlisten_address: 127.0.0.1:${port}\nrunners:\n${runners.map((r) => `  - {name: ${r}, docker_config: ${docker}}`).join("\n")}\n`,
+  );
 }
 
 beforeAll(async () => {
   const dir = tempDir("reload");
-  docker = writeDockerConfig(join(dir, "docker"), { [services.htpasswd.host]: { username: "alice", password: services.htpasswd.users.alice ?? "" } });
+  docker = writeDockerConfig(join(dir, "docker"), {
+    [services.htpasswd.host]: { username: "alice", password: services.htpasswd.users.alice ?? "" },
+  });
   file = join(dir, "ci-prober.yml");
   port = await freePort();
   writeConfig(["first"]);
@@ -33,7 +38,8 @@ afterAll(async () => {
 });
 
 const runners = async () => [...new Set(select(await daemon.metrics(), "ci_prober_login_success").map((s) => s.labels.runner))].sort();
-const logins = (m: Sample[], runner: string) => value(m, "ci_prober_login_duration_seconds_count", { runner, registry: services.htpasswd.host });
+const logins = (m: Sample[], runner: string) =>
+  value(m, "ci_prober_login_duration_seconds_count", { runner, registry: services.htpasswd.host });
 const reload = () => fetch(`${daemon.url}/-/reload`, { method: "POST", signal: AbortSignal.timeout(15_000) });
 
 test("SIGHUP applies a changed ci-prober.yml in place: the new runner is probed, the old one's counters go on", async () => {
@@ -51,7 +57,12 @@ test("SIGHUP applies a changed ci-prober.yml in place: the new runner is probed,
   expect(logins(m, "first")).toBeGreaterThanOrEqual(before);
   expect(value(m, "ci_prober_config_last_reload_successful")).toBe(1);
   expect(value(m, "ci_prober_config_last_reload_success_timestamp_seconds")).toBeGreaterThan(loadedAt);
-  expect(daemon.log().split("\n").filter((l) => l.includes('"msg":"listening"'))).toHaveLength(1);
+  expect(
+    daemon
+      .log()
+      .split("\n")
+      .filter((l) => l.includes('"msg":"listening"')),
+  ).toHaveLength(1);
   expect(daemon.log()).toContain('"msg":"config reloaded"');
 });
 
@@ -73,7 +84,10 @@ test("a broken config (SIGHUP, then POST /-/reload) is logged, sets reload_succe
   writeFileSync(file, "interval: soon\n");
   daemon.child.kill("SIGHUP");
   await waitFor("reload failure logged", 5000, async () => (daemon.log().includes("config reload failed") ? true : undefined));
-  const line = daemon.log().split("\n").find((l) => l.includes("config reload failed"));
+  const line = daemon
+    .log()
+    .split("\n")
+    .find((l) => l.includes("config reload failed"));
   const error = `${file}: interval: expected a duration like 30s, got "soon"`;
   expect(JSON.parse(line ?? "{}")).toMatchObject({ level: "error", error });
   const m = await daemon.metrics();

@@ -26,7 +26,11 @@ beforeAll(async () => {
   ci = ciState(fake.state);
   fake.state.addUser({ username: "project_9_bot_canary", bot: true });
   const token = fake.state.issueApiToken("project_9_bot_canary");
-  ci.addProject({ path: PROJECT, jobs: [{ name: "canary-nobody", tags: ["no-runner-has-this-tag"] }], members: { project_9_bot_canary: "maintainer" } });
+  ci.addProject({
+    path: PROJECT,
+    jobs: [{ name: "canary-nobody", tags: ["no-runner-has-this-tag"] }],
+    members: { project_9_bot_canary: "maintainer" },
+  });
   const dir = tempDir("stuck-pipeline");
   const tokenFile = join(dir, "token");
   writeFileSync(tokenFile, `${token}\n`);
@@ -59,16 +63,23 @@ test("aged: every run of an unpicked pipeline is pipeline_timeout within timeout
   expect(failures.map((f) => f.reason)).toEqual(failures.map(() => "pipeline_timeout"));
   expect(failures.filter((f) => Number(f.duration_seconds) < TIMEOUT_S - 0.5 || Number(f.duration_seconds) > TIMEOUT_S + 2)).toEqual([]);
   const ids = failures.map((f) => Number(/^pipeline (\d+) /.exec(String(f.error))?.[1]));
-  expect(failures.map((f) => f.error)).toEqual(ids.map((id) => `pipeline ${id} did not finish within ${TIMEOUT_S}s; no runner picked up canary-nobody; canceled`));
+  expect(failures.map((f) => f.error)).toEqual(
+    ids.map((id) => `pipeline ${id} did not finish within ${TIMEOUT_S}s; no runner picked up canary-nobody; canceled`),
+  );
 
   // Each run created its own pipeline and cancelled it; at most the one in flight now is still pending.
   expect(ids).toEqual(pipelines.slice(0, ids.length).map((p) => p.id));
   expect(pipelines.length - ids.length).toBeLessThanOrEqual(1);
   for (const id of ids) {
     expect(pipelines.find((p) => p.id === id)?.status).toBe("canceled");
-    const cancels = ci.requests.filter((r) => r.method === "POST" && r.path === `/api/v4/projects/${encodeURIComponent(PROJECT)}/pipelines/${id}/cancel`);
+    const cancels = ci.requests.filter(
+      (r) => r.method === "POST" && r.path === `/api/v4/projects/${encodeURIComponent(PROJECT)}/pipelines/${id}/cancel`,
+    );
     expect(cancels.map((r) => r.status)).toEqual([200]);
   }
-  const counted = select(m, "ci_prober_probe_failures_total", { probe: "canary", reason: "pipeline_timeout" }).reduce((n, s) => n + s.value, 0);
+  const counted = select(m, "ci_prober_probe_failures_total", { probe: "canary", reason: "pipeline_timeout" }).reduce(
+    (n, s) => n + s.value,
+    0,
+  );
   expect(counted).toBeGreaterThanOrEqual(failures.length - 1);
 }, 90_000);

@@ -32,7 +32,9 @@ beforeAll(async () => {
   stuckHost = `127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
   const dir = tempDir("stuck");
   const stuckConfig = writeDockerConfig(join(dir, "stuck"), { [stuckHost]: { username: "someone", password: "stuck-pw-8c1d2e" } });
-  const healthyConfig = writeDockerConfig(join(dir, "healthy"), { [services.htpasswd.host]: { username: "alice", password: services.htpasswd.users.alice ?? "" } });
+  const healthyConfig = writeDockerConfig(join(dir, "healthy"), {
+    [services.htpasswd.host]: { username: "alice", password: services.htpasswd.users.alice ?? "" },
+  });
   const port = await freePort();
   const file = join(dir, "ci-prober.yml");
   writeFileSync(
@@ -101,11 +103,15 @@ test("aged, over 40 s: every run against a registry that never answers fails wit
   expect(value(m, "ci_prober_login_success", { runner: "healthy", registry: services.htpasswd.host })).toBe(1);
   expect(value(m, "ci_prober_pull_success", { runner: "healthy", image: services.htpasswd.image })).toBe(1);
   expect(select(m, "ci_prober_probe_failures_total", { runner: "healthy" })).toEqual([]);
-  const status = JSON.parse((await daemon.get("/status")).body) as { probes: { key: string; last: { reason: string; error: string; duration_seconds: number } }[] };
+  const status = JSON.parse((await daemon.get("/status")).body) as {
+    probes: { key: string; last: { reason: string; error: string; duration_seconds: number } }[];
+  };
   const login = status.probes.find((p) => p.key === `login|stuck|${stuckHost}`)?.last;
   expect(login?.reason).toBe("timeout");
   expect(login?.duration_seconds).toBeLessThan(TIMEOUT_MS / 1000 + 1);
-  expect(login?.error).toMatch(/^(timed out after \d+ms \(GET http:\/\/127\.0\.0\.1:\d+\/v2\/: The operation was aborted\)|The operation timed out after 2000 ms)$/);
+  expect(login?.error).toMatch(
+    /^(timed out after \d+ms \(GET http:\/\/127\.0\.0\.1:\d+\/v2\/: The operation was aborted\)|The operation timed out after 2000 ms)$/,
+  );
 }, 90_000);
 
 test("the stuck runner's probes are in /status with the credential's source, and its password is nowhere", async () => {

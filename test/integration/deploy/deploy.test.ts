@@ -88,23 +88,27 @@ const daemonSetSchema = z.object({
       spec: z.object({
         nodeSelector: z.record(z.string(), z.string()),
         securityContext: z.object({ runAsNonRoot: z.literal(true), runAsUser: z.number().int().positive() }),
-        containers: z.array(
-          z.object({
-            name: z.string(),
-            image: z.string(),
-            args: z.array(z.string()),
-            ports: z.array(z.object({ name: z.string(), containerPort: z.number(), hostPort: z.number().optional() })),
-            securityContext: z.object({
-              allowPrivilegeEscalation: z.literal(false),
-              readOnlyRootFilesystem: z.literal(true),
-              capabilities: z.object({ drop: z.array(z.string()) }),
+        containers: z
+          .array(
+            z.object({
+              name: z.string(),
+              image: z.string(),
+              args: z.array(z.string()),
+              ports: z.array(z.object({ name: z.string(), containerPort: z.number(), hostPort: z.number().optional() })),
+              securityContext: z.object({
+                allowPrivilegeEscalation: z.literal(false),
+                readOnlyRootFilesystem: z.literal(true),
+                capabilities: z.object({ drop: z.array(z.string()) }),
+              }),
+              livenessProbe: httpProbe,
+              readinessProbe: httpProbe,
+              volumeMounts: z.array(mount),
             }),
-            livenessProbe: httpProbe,
-            readinessProbe: httpProbe,
-            volumeMounts: z.array(mount),
-          }),
-        ).length(1),
-        volumes: z.array(z.object({ name: z.string(), hostPath: z.object({ path: z.string(), type: z.string() }).optional() }).passthrough()),
+          )
+          .length(1),
+        volumes: z.array(
+          z.object({ name: z.string(), hostPath: z.object({ path: z.string(), type: z.string() }).optional() }).passthrough(),
+        ),
       }),
     }),
   }),
@@ -127,8 +131,13 @@ describe("the Kubernetes DaemonSet", () => {
     const mounts = new Map(container?.volumeMounts.map((m) => [m.mountPath, m]));
     for (const path of [...readOnly, "/home/gitlab-runner/.docker"]) expect([path, mounts.get(path)?.readOnly]).toEqual([path, true]);
     const hostPaths = Object.fromEntries(pod.volumes.flatMap((v) => (v.hostPath ? [[v.name, v.hostPath.path]] : [])));
-    expect(hostPaths).toEqual({ "gitlab-runner": "/etc/gitlab-runner", "docker-config": "/home/gitlab-runner/.docker", "docker-sock": "/var/run/docker.sock" });
-    for (const m of container?.volumeMounts ?? []) if (hostPaths[m.name] !== undefined && m.name !== "docker-sock") expect(m.mountPath).toBe(hostPaths[m.name]);
+    expect(hostPaths).toEqual({
+      "gitlab-runner": "/etc/gitlab-runner",
+      "docker-config": "/home/gitlab-runner/.docker",
+      "docker-sock": "/var/run/docker.sock",
+    });
+    for (const m of container?.volumeMounts ?? [])
+      if (hostPaths[m.name] !== undefined && m.name !== "docker-sock") expect(m.mountPath).toBe(hostPaths[m.name]);
   });
 
   test("it runs non-root with no capabilities, serves the default port behind the web config, and probes /-/healthy and /-/ready", () => {
@@ -143,7 +152,11 @@ describe("the docker compose file", () => {
   test("docker-compose config accepts it, and every file it mounts from the repository exists", () => {
     const cli = ["docker-compose", "docker"].find((c) => spawnSync("sh", ["-c", `command -v ${c}`]).status === 0);
     expect(cli).toBe("docker-compose");
-    const out = execFileSync("docker-compose", ["config"], { cwd: COMPOSE_DIR, encoding: "utf8", env: { ...process.env, RUNNER_UID: "999" } });
+    const out = execFileSync("docker-compose", ["config"], {
+      cwd: COMPOSE_DIR,
+      encoding: "utf8",
+      env: { ...process.env, RUNNER_UID: "999" },
+    });
     const config = z
       .object({ services: z.record(z.string(), z.object({ volumes: z.array(z.string()).optional(), image: z.string().optional() })) })
       .parse(parseYaml(out));

@@ -22,7 +22,15 @@ test("with DEBUG=* docker-modem's request dump, X-Registry-Auth included, never 
   });
   try {
     const password = services.htpasswd.users.alice ?? "";
-    const auth = engineAuth({ runner: "r", registry: services.htpasswd.host, username: "alice", secretType: "password", kind: "unknown", source: "f#k", secret: new Secret(password) });
+    const auth = engineAuth({
+      runner: "r",
+      registry: services.htpasswd.host,
+      username: "alice",
+      secretType: "password",
+      kind: "unknown",
+      source: "f#k",
+      secret: new Secret(password),
+    });
     const signal = AbortSignal.timeout(30_000);
     const docker = await engineFor({ dockerHost: services.dockerHost }, signal);
     await pullImage(docker, services.dockerHost, services.htpasswd.image, auth, { signal });

@@ -31,9 +31,14 @@ afterAll(async () => {
 });
 
 function config(name: string, runner: string): string {
-  const docker = writeDockerConfig(join(dir, name), { [services.htpasswd.host]: { username: "alice", password: services.htpasswd.users.alice ?? "" } });
+  const docker = writeDockerConfig(join(dir, name), {
+    [services.htpasswd.host]: { username: "alice", password: services.htpasswd.users.alice ?? "" },
+  });
   const file = join(dir, `${name}.yml`);
-  writeFileSync(file, `timeout: 20s\nrunners:\n  - {name: tls-runner, mode: engine, docker_host: "${host}", docker_config: ${docker}, images: ["${services.htpasswd.image}"]${runner}}\n`);
+  writeFileSync(
+    file,
+    `timeout: 20s\nrunners:\n  - {name: tls-runner, mode: engine, docker_host: "${host}", docker_config: ${docker}, images: ["${services.htpasswd.image}"]${runner}}\n`,
+  );
   return file;
 }
 

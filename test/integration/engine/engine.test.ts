@@ -25,7 +25,9 @@ const MISSING_SOCKET = "unix:///nonexistent/ci-prober/docker.sock";
 
 afterEach(async () => {
   // Every canary container is removed, whatever the test's outcome.
-  expect(await docker("ps", "-a", "-q", "--filter", "label=io.ci-prober.canary", "--filter", "label=io.ci-prober.runner=engine-runner")).toBe("");
+  expect(
+    await docker("ps", "-a", "-q", "--filter", "label=io.ci-prober.canary", "--filter", "label=io.ci-prober.runner=engine-runner"),
+  ).toBe("");
 });
 
 let seq = 0;
@@ -60,9 +62,23 @@ interface Probe {
   logged: string[];
 }
 
-function probeContext(opts: { target: string; credentials?: Credential[]; dockerHost?: string; fresh?: boolean; timeoutMs?: number; local?: Partial<LocalCanaryConfig> }): Probe {
+function probeContext(opts: {
+  target: string;
+  credentials?: Credential[];
+  dockerHost?: string;
+  fresh?: boolean;
+  timeoutMs?: number;
+  local?: Partial<LocalCanaryConfig>;
+}): Probe {
   const logged: string[] = [];
-  const runner: Runner = { name: "engine-runner", mode: "engine", source: "test.yml#runners[0]", dockerHost: opts.dockerHost ?? services.dockerHost, images: [], ...(opts.fresh ? { fresh: true } : {}) };
+  const runner: Runner = {
+    name: "engine-runner",
+    mode: "engine",
+    source: "test.yml#runners[0]",
+    dockerHost: opts.dockerHost ?? services.dockerHost,
+    images: [],
+    ...(opts.fresh ? { fresh: true } : {}),
+  };
   const ctx: ProbeContext<LocalCanaryConfig> = {
     settings: localSettings(opts.local),
     runner,
@@ -75,7 +91,11 @@ function probeContext(opts: { target: string; credentials?: Credential[]; docker
   return { ctx, logged };
 }
 
-const BODIES: Record<ProbeKind, (ctx: ProbeBodyContext<LocalCanaryConfig>) => Promise<void>> = { login: engineLogin, pull: enginePull, canary: localCanary };
+const BODIES: Record<ProbeKind, (ctx: ProbeBodyContext<LocalCanaryConfig>) => Promise<void>> = {
+  login: engineLogin,
+  pull: enginePull,
+  canary: localCanary,
+};
 
 function probe(kind: ProbeKind, p: Probe): Promise<ProbeResult> {
   return runProbe(kind, p.ctx, BODIES[kind]);
@@ -95,8 +115,18 @@ async function pushUniqueImage(name: string): Promise<{ image: string; layerByte
   await docker("rmi", local);
   const image = `${services.htpasswd.host}/engine/${name}:1`;
   const creds = `admin:${services.htpasswd.users.admin}`;
-  await run("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", creds, `docker-archive:${join(tmp, "image.tar")}`, `docker://${image}`]);
-  const manifest = JSON.parse(await run("skopeo", ["inspect", "--raw", "--tls-verify=false", "--creds", creds, `docker://${image}`])) as { layers: { size: number; digest: string }[] };
+  await run("skopeo", [
+    "copy",
+    "--quiet",
+    "--dest-tls-verify=false",
+    "--dest-creds",
+    creds,
+    `docker-archive:${join(tmp, "image.tar")}`,
+    `docker://${image}`,
+  ]);
+  const manifest = JSON.parse(await run("skopeo", ["inspect", "--raw", "--tls-verify=false", "--creds", creds, `docker://${image}`])) as {
+    layers: { size: number; digest: string }[];
+  };
   const layer = manifest.layers[0];
   if (!layer || manifest.layers.length !== 1) throw new Error("expected one layer");
   return { image, layerBytes: layer.size, layerDigest: layer.digest };
@@ -162,14 +192,23 @@ describe("engine login and pull", () => {
     const login = await probe("login", probeContext({ target: services.htpasswd.host, credentials: [cred] }));
     const pull = await probe("pull", probeContext({ target: services.htpasswd.image, credentials: [cred] }));
     const host = services.htpasswd.host;
-    expect([login.reason, login.error]).toEqual(["unauthorized", `login to ${host}: login attempt to http://${host}/v2/ failed with status: 401 Unauthorized`]);
+    expect([login.reason, login.error]).toEqual([
+      "unauthorized",
+      `login to ${host}: login attempt to http://${host}/v2/ failed with status: 401 Unauthorized`,
+    ]);
     expect([pull.reason, pull.error]).toEqual(["unauthorized", `pull ${services.htpasswd.image}: unauthorized: authentication required`]);
   });
 
   test("login without a credential for the registry fails with credential_missing; a credential with a read error keeps its reason", async () => {
     const missing = await probe("login", probeContext({ target: services.token.host }));
-    expect([missing.reason, missing.error]).toEqual(["credential_missing", `runner engine-runner holds no credential for ${services.token.host}`]);
-    const broken: Credential = { ...credential(services.token.host, "x", "y-secret"), error: { reason: "helper_failed", message: "docker-credential-pass get: exited 1" } };
+    expect([missing.reason, missing.error]).toEqual([
+      "credential_missing",
+      `runner engine-runner holds no credential for ${services.token.host}`,
+    ]);
+    const broken: Credential = {
+      ...credential(services.token.host, "x", "y-secret"),
+      error: { reason: "helper_failed", message: "docker-credential-pass get: exited 1" },
+    };
     const helper = await probe("login", probeContext({ target: services.token.host, credentials: [broken] }));
     expect([helper.reason, helper.error]).toEqual(["helper_failed", "docker-credential-pass get: exited 1"]);
   });
@@ -189,7 +228,10 @@ describe("engine login and pull", () => {
     const cred = credential(services.htpasswd.host, "alice", services.htpasswd.users.alice ?? "");
     const image = `${services.htpasswd.host}/ci/canary:no-such-tag`;
     const pull = await probe("pull", probeContext({ target: image, credentials: [cred] }));
-    expect([pull.reason, pull.error]).toEqual(["not_found", `pull ${image}: manifest for ${image} not found: manifest unknown: manifest unknown`]);
+    expect([pull.reason, pull.error]).toEqual([
+      "not_found",
+      `pull ${image}: manifest for ${image} not found: manifest unknown: manifest unknown`,
+    ]);
   });
 
   test("fresh pull fetches every layer byte; a pull of the present image fetches none but still succeeds", async () => {
@@ -225,10 +267,13 @@ describe("engine login and pull", () => {
     // A pass-through to the real registry that never answers the layer blob.
     const proxy = createServer((req, res) => {
       if (req.url?.endsWith(`/blobs/${layerDigest}`)) return;
-      const upstream = request({ host: "127.0.0.1", port: Number(services.htpasswd.host.split(":")[1]), path: req.url, method: req.method, headers: req.headers }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
+      const upstream = request(
+        { host: "127.0.0.1", port: Number(services.htpasswd.host.split(":")[1]), path: req.url, method: req.method, headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
       req.pipe(upstream);
     });
     await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
@@ -253,7 +298,11 @@ describe("engine login and pull", () => {
     const cred = credential(services.token.host, "someone", "some-password-1");
     const path = MISSING_SOCKET.slice("unix://".length);
     const expected = `Docker engine ${MISSING_SOCKET} unavailable: connect ENOENT ${path}`;
-    for (const [kind, target] of [["login", services.token.host], ["pull", services.token.image], ["canary", "local"]] as const) {
+    for (const [kind, target] of [
+      ["login", services.token.host],
+      ["pull", services.token.image],
+      ["canary", "local"],
+    ] as const) {
       const result = await probe(kind, probeContext({ target, credentials: [cred], dockerHost: MISSING_SOCKET }));
       expect([kind, result.reason, result.error]).toEqual([kind, "engine_unavailable", expected]);
     }
@@ -303,16 +352,24 @@ describe("local canary", () => {
     const user = await gitlabUser();
     const creds = [credential(services.token.host, user.username, user.password)];
     const result = await probe("canary", probeContext({ target: "local", credentials: creds, local: { expectOutput: "all good" } }));
-    expect([result.reason, result.error]).toEqual(["container_failed", 'canary container exited 0 without an output line containing "all good": canary-ok']);
+    expect([result.reason, result.error]).toEqual([
+      "container_failed",
+      'canary container exited 0 without an output line containing "all good": canary-ok',
+    ]);
   });
 
   test("a canary sleeping past its deadline is killed and removed, with reason timeout", async () => {
     const user = await gitlabUser();
     const creds = [credential(services.token.host, user.username, user.password)];
     const t0 = performance.now();
-    const result = await probe("canary", probeContext({ target: "local", credentials: creds, timeoutMs: 2_500, local: { command: ["sleep", "60"] } }));
+    const result = await probe(
+      "canary",
+      probeContext({ target: "local", credentials: creds, timeoutMs: 2_500, local: { command: ["sleep", "60"] } }),
+    );
     expect(result.reason).toBe("timeout");
-    expect(result.error).toMatch(/^timed out after \d+ms \(canary container [0-9a-f]{12} still running at the deadline: killed and removed\)$/);
+    expect(result.error).toMatch(
+      /^timed out after \d+ms \(canary container [0-9a-f]{12} still running at the deadline: killed and removed\)$/,
+    );
     expect(performance.now() - t0).toBeLessThan(12_000);
     expectLogLine(result.log, /removed canary container [0-9a-f]{12}$/);
   });
@@ -334,10 +391,19 @@ describe("secrets", () => {
     const user = await gitlabUser();
     const cred = credential(services.token.host, user.username, user.password);
     const header = registryAuthHeader(engineAuth(cred));
-    const forbidden = [user.password, header, Buffer.from(`${user.username}:${user.password}`).toString("base64"), Buffer.from(JSON.stringify(engineAuth(cred))).toString("base64")];
+    const forbidden = [
+      user.password,
+      header,
+      Buffer.from(`${user.username}:${user.password}`).toString("base64"),
+      Buffer.from(JSON.stringify(engineAuth(cred))).toString("base64"),
+    ];
     const runs: { result: ProbeResult; logged: string[] }[] = [];
     const all = async () => {
-      for (const [kind, target] of [["login", services.token.host], ["pull", services.token.image], ["canary", "local"]] as const) {
+      for (const [kind, target] of [
+        ["login", services.token.host],
+        ["pull", services.token.image],
+        ["canary", "local"],
+      ] as const) {
         const p = probeContext({ target, credentials: [cred] });
         runs.push({ result: await probe(kind, p), logged: p.logged });
       }

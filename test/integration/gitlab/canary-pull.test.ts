@@ -34,7 +34,15 @@ async function pushOwnImage(): Promise<string> {
     await run(dockerCli(), ["-H", services.dockerHost, "save", "-o", join(dir, "image.tar"), tag]);
     await run(dockerCli(), ["-H", services.dockerHost, "rmi", tag]);
     const { username, password } = services.gitlab.admin;
-    await run("skopeo", ["copy", "--quiet", "--dest-tls-verify=false", "--dest-creds", `${username}:${password}`, `docker-archive:${join(dir, "image.tar")}`, `docker://${dest}`]);
+    await run("skopeo", [
+      "copy",
+      "--quiet",
+      "--dest-tls-verify=false",
+      "--dest-creds",
+      `${username}:${password}`,
+      `docker-archive:${join(dir, "image.tar")}`,
+      `docker://${dest}`,
+    ]);
     return dest;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -56,7 +64,11 @@ afterAll(async () => {
 });
 
 async function control(path: string, body: unknown): Promise<void> {
-  const res = await fetch(`${services.gitlab.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const res = await fetch(`${services.gitlab.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
 }
 
@@ -85,7 +97,9 @@ test("the fake runner really pulls through dockerd: it passes, and once the cred
   const errorLine = failed.jobs?.[0]?.errorLine;
   expect(failed.reason).toBe("pipeline_failed");
   expect(failed.jobs?.[0]).toMatchObject({ runner: "runner-real-pull", status: "failed", failureReason: "runner_system_failure" });
-  expect(failed.error).toBe(`pipeline ${failed.log.join(" ").match(/created pipeline (\d+)/)?.[1]} failed: job canary-token-registry on runner-real-pull: runner_system_failure: ${errorLine}`);
+  expect(failed.error).toBe(
+    `pipeline ${failed.log.join(" ").match(/created pipeline (\d+)/)?.[1]} failed: job canary-token-registry on runner-real-pull: runner_system_failure: ${errorLine}`,
+  );
   expect(errorLine).toBe(`WARNING: Failed to pull image with policy "always": ${daemon} (manager.go:250:0s)`);
   expect(JSON.stringify(failed) + blocked.logLines.join("\n")).not.toContain(password);
 });

@@ -43,17 +43,20 @@ beforeAll(async () => {
   const tokenFile = join(dir, "gitlab-token");
   writeFileSync(tokenFile, `${await createApiToken(services.gitlab.url, "root")}\n`);
   const configFile = join(dir, "ci-prober.yml");
-  writeFileSync(configFile, [
-    "interval: 1s",
-    "timeout: 5s",
-    `listen_address: 127.0.0.1:${port}`,
-    `images: ["${image}"]`,
-    `gitlab: {url: "${services.gitlab.url}", token_file: ${tokenFile}, interval: 1s}`,
-    "runners:",
-    `  - {name: base-runner, docker_config: ${baseConfig}, mode: direct}`,
-    `  - {name: docker-ci, docker_config: ${ciConfig}, mode: direct}`,
-    "",
-  ].join("\n"));
+  writeFileSync(
+    configFile,
+    [
+      "interval: 1s",
+      "timeout: 5s",
+      `listen_address: 127.0.0.1:${port}`,
+      `images: ["${image}"]`,
+      `gitlab: {url: "${services.gitlab.url}", token_file: ${tokenFile}, interval: 1s}`,
+      "runners:",
+      `  - {name: base-runner, docker_config: ${baseConfig}, mode: direct}`,
+      `  - {name: docker-ci, docker_config: ${ciConfig}, mode: direct}`,
+      "",
+    ].join("\n"),
+  );
   daemon = await startDaemonProc(configFile, port);
   await waitFor("ready", 15_000, async () => ((await daemon.get("/-/ready")).status === 200 ? true : undefined));
   // A few good rounds first, so the strip shows green before the red.
@@ -105,20 +108,36 @@ test("chromium without JavaScript shows the failing probes first, with /status's
   expect(await cards.count()).toBe(2);
   const heads = await cards.locator(".card-head").allInnerTexts();
   expect(heads.sort()).toEqual([`UNAUTHORIZED login base-runner → ${registry}`, `UNAUTHORIZED pull base-runner → ${image}`]);
-  for (const [probe, target] of [["login", registry], ["pull", image]] as const) {
+  for (const [probe, target] of [
+    ["login", registry],
+    ["pull", image],
+  ] as const) {
     const facts = status.probes.find((p) => p.key.startsWith(`${probe}|base-runner|`));
     expect(facts?.failing_since).not.toBeNull();
     expect(facts?.last_success).not.toBeNull();
     const card = cards.filter({ hasText: `${probe} base-runner → ${target}` });
     const since = await card.locator(".since").innerText();
-    expect(since).toMatch(new RegExp(`^failing since ${reEscape(time(facts?.failing_since ?? ""))} \\((\\d+)s\\), last success ${reEscape(time(facts?.last_success ?? ""))}$`));
-    expect(await card.locator(".words").innerText()).toBe(
-      "The registry refused the credential (401): the password or token is wrong, revoked or expired, or its owner is blocked. runbook ↗".replace(" ↗", ""),
+    expect(since).toMatch(
+      new RegExp(
+        `^failing since ${reEscape(time(facts?.failing_since ?? ""))} \\((\\d+)s\\), last success ${reEscape(time(facts?.last_success ?? ""))}$`,
+      ),
     );
-    expect(await card.locator("a.runbook").getAttribute("href")).toBe(`${RUNBOOK_BASE}#${probe === "login" ? "ciregistryloginfailing" : "ciimagepullfailing"}`);
-    expect(await card.locator(".cred").innerText()).toBe(`credential ${yamada.username} (personal, password) from ${baseConfig}#auths["${registry}"] · in use`);
+    expect(await card.locator(".words").innerText()).toBe(
+      "The registry refused the credential (401): the password or token is wrong, revoked or expired, or its owner is blocked. runbook ↗".replace(
+        " ↗",
+        "",
+      ),
+    );
+    expect(await card.locator("a.runbook").getAttribute("href")).toBe(
+      `${RUNBOOK_BASE}#${probe === "login" ? "ciregistryloginfailing" : "ciimagepullfailing"}`,
+    );
+    expect(await card.locator(".cred").innerText()).toBe(
+      `credential ${yamada.username} (personal, password) from ${baseConfig}#auths["${registry}"] · in use`,
+    );
     const cells = await card.locator(".strip .cell").evaluateAll((els) => els.map((e) => e.className));
-    expect(cells).toEqual([...(facts?.history ?? [])].reverse().map((h) => (h.success ? "cell ok" : h.reason === "timeout" ? "cell timeout" : "cell fail")));
+    expect(cells).toEqual(
+      [...(facts?.history ?? [])].reverse().map((h) => (h.success ? "cell ok" : h.reason === "timeout" ? "cell timeout" : "cell fail")),
+    );
     expect(cells.at(-1)).toBe("cell fail");
     expect(cells.length).toBe(facts?.history.length);
   }
@@ -133,7 +152,8 @@ test("chromium without JavaScript shows the failing probes first, with /status's
   expect(await page.locator("#runners details.group").first().getAttribute("open")).toBe("");
   expect(await page.locator("#runners details.group").nth(1).getAttribute("open")).toBeNull();
   const body = await page.content();
-  for (const secret of [yamada.password, Buffer.from(`${yamada.username}:${yamada.password}`).toString("base64")]) expect(body).not.toContain(secret);
+  for (const secret of [yamada.password, Buffer.from(`${yamada.username}:${yamada.password}`).toString("base64")])
+    expect(body).not.toContain(secret);
 });
 
 function reEscape(text: string): string {

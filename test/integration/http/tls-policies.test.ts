@@ -17,7 +17,9 @@ const servers: Listening[] = [];
 
 function curl(url: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn("curl", ["-sS", "--max-time", "10", "--cacert", tls.server.ca, ...args, url], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("curl", ["-sS", "--max-time", "10", "--cacert", tls.server.ca, ...args, url], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     let err = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -32,7 +34,13 @@ const withCert = (material: { client: string }) => ["--cert", join(material.clie
 async function serve(name: string, extra: Record<string, unknown>): Promise<string> {
   const file = join(dir, `${name}.yml`);
   writeFileSync(file, stringifyYaml({ tls_server_config: { cert_file: tls.server.cert, key_file: tls.server.key, ...extra } }));
-  const l = await listenGuarded({ host: "127.0.0.1", port: 0, webConfigFile: file, logger: silentLogger, handler: (_req, res) => res.end("ok\n") });
+  const l = await listenGuarded({
+    host: "127.0.0.1",
+    port: 0,
+    webConfigFile: file,
+    logger: silentLogger,
+    handler: (_req, res) => res.end("ok\n"),
+  });
   servers.push(l);
   return `https://${l.address}/`;
 }
@@ -44,7 +52,11 @@ beforeAll(async () => {
     none: await serve("none", {}),
     requireAny: await serve("require-any", { client_auth_type: "RequireAnyClientCert" }),
     ifGiven: await serve("if-given", { client_auth_type: "VerifyClientCertIfGiven", client_ca_file: tls.server.ca }),
-    sans: await serve("sans", { client_auth_type: "RequireAndVerifyClientCert", client_ca_file: tls.server.ca, client_allowed_sans: ["prometheus.example.jp"] }),
+    sans: await serve("sans", {
+      client_auth_type: "RequireAndVerifyClientCert",
+      client_ca_file: tls.server.ca,
+      client_allowed_sans: ["prometheus.example.jp"],
+    }),
     tls12: await serve("tls12", { max_version: "TLS12", cipher_suites: ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"] }),
     tls13: await serve("tls13", { min_version: "TLS13" }),
   };

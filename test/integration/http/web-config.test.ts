@@ -66,22 +66,29 @@ async function curl(url: string, opts: { ca?: string; cert?: string; user?: stri
   const [head = "", ...rest] = r.stdout.split("\r\n\r\n");
   const lines = head.split("\r\n");
   const status = Number(/^HTTP\/[\d.]+ (\d+)/.exec(lines[0] ?? "")?.[1] ?? 0);
-  const headers = Object.fromEntries(lines.slice(1).map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
+  const headers = Object.fromEntries(
+    lines.slice(1).map((l) => [l.slice(0, l.indexOf(":")).toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]),
+  );
   return { code: r.code, status, headers, body: rest.join("\r\n\r\n"), stderr: r.stderr };
 }
 
 async function startDaemon(name: string, webConfig: string, ready: (port: number) => Promise<boolean>): Promise<Daemon> {
   const port = await freePort();
-  const docker = writeDockerConfig(join(dir, name, ".docker"), { [services.htpasswd.host]: { username: "alice", password: services.htpasswd.users.alice ?? "" } });
+  const docker = writeDockerConfig(join(dir, name, ".docker"), {
+    [services.htpasswd.host]: { username: "alice", password: services.htpasswd.users.alice ?? "" },
+  });
   const config = join(dir, name, "ci-prober.yml");
-  writeFileSync(config, [
-    "interval: 1s",
-    "timeout: 5s",
-    `listen_address: 127.0.0.1:${port}`,
-    "runners:",
-    `  - {name: web-runner, docker_config: ${docker}, mode: direct, images: []}`,
-    "",
-  ].join("\n"));
+  writeFileSync(
+    config,
+    [
+      "interval: 1s",
+      "timeout: 5s",
+      `listen_address: 127.0.0.1:${port}`,
+      "runners:",
+      `  - {name: web-runner, docker_config: ${docker}, mode: direct, images: []}`,
+      "",
+    ].join("\n"),
+  );
   const child = spawn(process.execPath, [MAIN, "run", "--config", config, "--web.config.file", webConfig], {
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", CI_PROBER_LOG_LEVEL: "debug" },
     stdio: ["ignore", "pipe", "pipe"],
@@ -119,23 +126,30 @@ const good = { ca: tls.server.ca, cert: tls.client };
 
 function writeWeb(users: Record<string, string>): void {
   // Relative paths resolve against the web config's directory, as in exporter-toolkit.
-  writeFileSync(webFile, stringifyYaml({
-    tls_server_config: {
-      cert_file: "tls/server/cert.pem",
-      key_file: "tls/server/key.pem",
-      client_auth_type: "RequireAndVerifyClientCert",
-      client_ca_file: "tls/ca.pem",
-    },
-    http_server_config: { headers: { "X-Frame-Options": "deny", "Strict-Transport-Security": "max-age=31536000" } },
-    basic_auth_users: users,
-  }));
+  writeFileSync(
+    webFile,
+    stringifyYaml({
+      tls_server_config: {
+        cert_file: "tls/server/cert.pem",
+        key_file: "tls/server/key.pem",
+        client_auth_type: "RequireAndVerifyClientCert",
+        client_ca_file: "tls/ca.pem",
+      },
+      http_server_config: { headers: { "X-Frame-Options": "deny", "Strict-Transport-Security": "max-age=31536000" } },
+      basic_auth_users: users,
+    }),
+  );
 }
 
 beforeAll(async () => {
   hash = await bcryptHash(PASSWORD);
   newHash = await bcryptHash(NEW_PASSWORD);
   writeWeb({ prometheus: hash });
-  daemon = await startDaemon("tls", webFile, async (port) => (await curl(`https://127.0.0.1:${port}/-/ready`, { ...good, user: `prometheus:${PASSWORD}` })).status === 200);
+  daemon = await startDaemon(
+    "tls",
+    webFile,
+    async (port) => (await curl(`https://127.0.0.1:${port}/-/ready`, { ...good, user: `prometheus:${PASSWORD}` })).status === 200,
+  );
   base = `https://127.0.0.1:${daemon.port}`;
 });
 
@@ -147,7 +161,12 @@ describe("TLS with client certificates and basic auth in front of every endpoint
   test("with the client certificate and the password, curl gets every path, each with the configured headers", async () => {
     for (const path of PATHS) {
       const r = await curl(`${base}${path}`, { ...good, user: `prometheus:${PASSWORD}` });
-      expect([path, r.status, r.headers["x-frame-options"], r.headers["strict-transport-security"]]).toEqual([path, 200, "deny", "max-age=31536000"]);
+      expect([path, r.status, r.headers["x-frame-options"], r.headers["strict-transport-security"]]).toEqual([
+        path,
+        200,
+        "deny",
+        "max-age=31536000",
+      ]);
     }
     expect((await curl(`${base}/-/healthy`, { ...good, user: `prometheus:${PASSWORD}` })).body).toBe("Healthy\n");
   });
@@ -185,14 +204,34 @@ describe("the real Prometheus scrapes through TLS and basic auth", () => {
     const promConfig = join(dir, "prometheus.yml");
     const tlsConfig = { ca_file: tls.server.ca, cert_file: join(tls.client, "cert.pem"), key_file: join(tls.client, "key.pem") };
     const target = { static_configs: [{ targets: [`127.0.0.1:${daemon.port}`] }] };
-    writeFileSync(promConfig, stringifyYaml({
-      global: { scrape_interval: "1s", scrape_timeout: "1s" },
-      scrape_configs: [
-        { job_name: "ci-prober", scheme: "https", tls_config: tlsConfig, basic_auth: { username: "prometheus", password: PASSWORD }, ...target },
-        { job_name: "ci-prober-wrong-password", scheme: "https", tls_config: tlsConfig, basic_auth: { username: "prometheus", password: "wrong" }, ...target },
-      ],
-    }));
-    prom = startProc("prometheus-web", "prometheus", [`--config.file=${promConfig}`, `--storage.tsdb.path=${join(dir, "tsdb")}`, `--web.listen-address=127.0.0.1:${promPort}`], join(dir, "prometheus.log"));
+    writeFileSync(
+      promConfig,
+      stringifyYaml({
+        global: { scrape_interval: "1s", scrape_timeout: "1s" },
+        scrape_configs: [
+          {
+            job_name: "ci-prober",
+            scheme: "https",
+            tls_config: tlsConfig,
+            basic_auth: { username: "prometheus", password: PASSWORD },
+            ...target,
+          },
+          {
+            job_name: "ci-prober-wrong-password",
+            scheme: "https",
+            tls_config: tlsConfig,
+            basic_auth: { username: "prometheus", password: "wrong" },
+            ...target,
+          },
+        ],
+      }),
+    );
+    prom = startProc(
+      "prometheus-web",
+      "prometheus",
+      [`--config.file=${promConfig}`, `--storage.tsdb.path=${join(dir, "tsdb")}`, `--web.listen-address=127.0.0.1:${promPort}`],
+      join(dir, "prometheus.log"),
+    );
     await waitForListen({ port: promPort }, 30_000, prom);
     const url = `http://127.0.0.1:${promPort}`;
     const up = await waitFor("both targets scraped", 30_000, async () => {
@@ -202,7 +241,9 @@ describe("the real Prometheus scrapes through TLS and basic auth", () => {
     expect(up).toEqual({ "ci-prober": 1, "ci-prober-wrong-password": 0 });
     expect((await query(url, 'count(ci_prober_build_info{job="ci-prober"})', AbortSignal.timeout(5000)))[0]?.value).toBe(1);
     const res = await fetch(`${url}/api/v1/targets`, { signal: AbortSignal.timeout(5000) });
-    const wrong = targetsResponseSchemaLoose.parse(await res.json()).data.activeTargets.find((t) => t.labels.job === "ci-prober-wrong-password");
+    const wrong = targetsResponseSchemaLoose
+      .parse(await res.json())
+      .data.activeTargets.find((t) => t.labels.job === "ci-prober-wrong-password");
     expect(wrong?.lastError).toBe("server returned HTTP status 401 Unauthorized");
   });
 });
@@ -222,7 +263,9 @@ describe("the web config is read again on every request and connection", () => {
     try {
       const oldCa = await curl(`${base}/-/healthy`, { ...good, user: `prometheus:${NEW_PASSWORD}` });
       expect([oldCa.code, oldCa.status]).toEqual([60, 0]);
-      expect((await curl(`${base}/-/healthy`, { ca: other.server.ca, cert: tls.client, user: `prometheus:${NEW_PASSWORD}` })).status).toBe(200);
+      expect((await curl(`${base}/-/healthy`, { ca: other.server.ca, cert: tls.client, user: `prometheus:${NEW_PASSWORD}` })).status).toBe(
+        200,
+      );
     } finally {
       copyFileSync(join(dir, "cert.pem.orig"), tls.server.cert);
       copyFileSync(join(dir, "key.pem.orig"), tls.server.key);
@@ -235,11 +278,19 @@ describe("the web config is read again on every request and connection", () => {
       const r = await curl(`${base}/metrics`, { ...good, user: `prometheus:${NEW_PASSWORD}` });
       expect(r.status).toBe(0);
     }
-    const refusals = daemon.log().split("\n").filter((l) => l.includes('"msg":"web config unusable: refusing requests"'));
+    const refusals = daemon
+      .log()
+      .split("\n")
+      .filter((l) => l.includes('"msg":"web config unusable: refusing requests"'));
     expect(refusals.map((l) => JSON.parse(l) as { file: string; level: string; error: string })).toEqual([
-      expect.objectContaining({ level: "error", file: webFile, error: expect.stringMatching(new RegExp(`^web config ${webFile}: invalid YAML: `)) }),
+      expect.objectContaining({
+        level: "error",
+        file: webFile,
+        error: expect.stringMatching(new RegExp(`^web config ${webFile}: invalid YAML: `)),
+      }),
     ]);
-    for (const secret of [PASSWORD, NEW_PASSWORD, hash, newHash, hash.slice(7), newHash.slice(7)]) expect(daemon.log()).not.toContain(secret);
+    for (const secret of [PASSWORD, NEW_PASSWORD, hash, newHash, hash.slice(7), newHash.slice(7)])
+      expect(daemon.log()).not.toContain(secret);
   });
 });
 
@@ -248,7 +299,11 @@ describe("without TLS", () => {
   const plainWeb = join(dir, "plain-web.yml");
   beforeAll(async () => {
     writeFileSync(plainWeb, `basic_auth_users:\n  prometheus: ${hash}\n`);
-    plain = await startDaemon("plain", plainWeb, async (port) => (await curl(`http://127.0.0.1:${port}/-/healthy`, { user: `prometheus:${PASSWORD}` })).status === 200);
+    plain = await startDaemon(
+      "plain",
+      plainWeb,
+      async (port) => (await curl(`http://127.0.0.1:${port}/-/healthy`, { user: `prometheus:${PASSWORD}` })).status === 200,
+    );
   });
   afterAll(async () => {
     await plain?.stop();
@@ -264,7 +319,11 @@ describe("without TLS", () => {
     }
     writeFileSync(plainWeb, `tls_server_config:\n  cert_file: ${tls.server.cert}\n  key_file: ${tls.server.key}\n`);
     expect((await curl(`${url}/metrics`)).status).toBe(500);
-    const errors = plain.log().split("\n").filter((l) => l.includes('"msg":"web config unusable: refusing requests"')).map((l) => (JSON.parse(l) as { error: string }).error);
+    const errors = plain
+      .log()
+      .split("\n")
+      .filter((l) => l.includes('"msg":"web config unusable: refusing requests"'))
+      .map((l) => (JSON.parse(l) as { error: string }).error);
     expect(errors).toEqual([
       `web config ${plainWeb}: unknown key "unknown_key"`,
       `web config ${plainWeb}: tls_server_config was added after start: restart ci-prober to serve TLS`,
@@ -287,9 +346,15 @@ describe("a web config that is broken at start is ci-prober's own bad config", (
     const config = join(dir, "bad-ci-prober.yml");
     writeFileSync(config, `listen_address: 127.0.0.1:0\nweb_config_file: bad-web.yml\nrunners: []\n`);
     const run = await runCli(["run", "--config", config]);
-    expect([run.code, run.stderr.trim()]).toEqual([2, `ci-prober: web config ${bad}: tls_server_config.cert_file ${join(dir, "nope.pem")}: no such file`]);
+    expect([run.code, run.stderr.trim()]).toEqual([
+      2,
+      `ci-prober: web config ${bad}: tls_server_config.cert_file ${join(dir, "nope.pem")}: no such file`,
+    ]);
     const check = await runCli(["check-config", "--config", config]);
-    expect([check.code, check.stderr.trim()]).toEqual([2, `ci-prober: web config ${bad}: tls_server_config.cert_file ${join(dir, "nope.pem")}: no such file`]);
+    expect([check.code, check.stderr.trim()]).toEqual([
+      2,
+      `ci-prober: web config ${bad}: tls_server_config.cert_file ${join(dir, "nope.pem")}: no such file`,
+    ]);
     const flag = await runCli(["once", "--config", config, "--web.config.file", bad]);
     expect([flag.code, flag.stderr.trim()]).toEqual([2, "ci-prober: --web.config.file applies to run, not once"]);
     writeWeb({ prometheus: hash });

@@ -1,5 +1,16 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, readlinkSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readlinkSync,
+  realpathSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 
 /** The uid and gid of the `node` user, as in the official node images. */
@@ -47,7 +58,9 @@ export function buildNodeBaseTar(tmp: string): string {
 export const CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
 function trustStore(): string | undefined {
-  return [process.env.NODE_EXTRA_CA_CERTS, process.env.SSL_CERT_FILE, CA_BUNDLE].find((p): p is string => p !== undefined && p !== "" && existsSync(p));
+  return [process.env.NODE_EXTRA_CA_CERTS, process.env.SSL_CERT_FILE, CA_BUNDLE].find(
+    (p): p is string => p !== undefined && p !== "" && existsSync(p),
+  );
 }
 
 function copyInto(root: string, from: string, to: string): void {
@@ -64,7 +77,11 @@ function sharedLibraries(binary: string): string[] {
 }
 
 function npmRoot(node: string): string {
-  for (const candidate of [join(dirname(node), "../lib/node_modules/npm"), "/usr/lib/node_modules/npm", "/usr/local/lib/node_modules/npm"]) {
+  for (const candidate of [
+    join(dirname(node), "../lib/node_modules/npm"),
+    "/usr/lib/node_modules/npm",
+    "/usr/local/lib/node_modules/npm",
+  ]) {
     if (existsSync(join(candidate, "bin/npm-cli.js"))) return realpathSync(candidate);
   }
   const npmBin = execFileSync("sh", ["-c", "command -v npm"]).toString().trim();

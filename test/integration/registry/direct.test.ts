@@ -86,7 +86,10 @@ describe("direct login", () => {
   test("succeeds with an identity token through the OAuth2 refresh-token grant", async () => {
     const user = uniqueUser("idtoken");
     await createGitlabUser(services.gitlab.url, { ...user, actions: ["pull"] });
-    const ctx = probeContext({ target: tok.host, credential: passwordCredential(tok.host, user.username, user.password, "identity_token") });
+    const ctx = probeContext({
+      target: tok.host,
+      credential: passwordCredential(tok.host, user.username, user.password, "identity_token"),
+    });
     const result = await runProbe("login", ctx, directLogin);
     expect(result.success).toBe(true);
     expectLogLine(result.log, { includes: `token POST ${services.gitlab.url}/jwt/auth -> 200` });
@@ -96,7 +99,10 @@ describe("direct login", () => {
   test("is unauthorized with a revoked identity token, with no secret in the result", async () => {
     const user = uniqueUser("idtoken-bad");
     await createGitlabUser(services.gitlab.url, { ...user, actions: ["pull"] });
-    const ctx = probeContext({ target: tok.host, credential: passwordCredential(tok.host, user.username, "not-the-token-9f8e7d", "identity_token") });
+    const ctx = probeContext({
+      target: tok.host,
+      credential: passwordCredential(tok.host, user.username, "not-the-token-9f8e7d", "identity_token"),
+    });
     const result = await runProbe("login", ctx, directLogin);
     expect(result.reason).toBe("unauthorized");
     expect(result.error?.startsWith(`POST ${services.gitlab.url}/jwt/auth: HTTP 401: ${ACCESS_DENIED}.`)).toBe(true);
@@ -140,14 +146,20 @@ describe("direct pull", () => {
   });
 
   test("is not_found for an unknown tag, with the registry's MANIFEST_UNKNOWN message", async () => {
-    const ctx = probeContext({ target: `${ht.host}/ci/canary:no-such-tag`, credential: passwordCredential(ht.host, "alice", ht.users.alice ?? "") });
+    const ctx = probeContext({
+      target: `${ht.host}/ci/canary:no-such-tag`,
+      credential: passwordCredential(ht.host, "alice", ht.users.alice ?? ""),
+    });
     const result = await runProbe("pull", ctx, directPull);
     expect(result.reason).toBe("not_found");
     expect(result.error).toBe(`GET http://${ht.host}/v2/ci/canary/manifests/no-such-tag: HTTP 404: manifest unknown`);
   });
 
   test("is not_found for an unknown repository", async () => {
-    const ctx = probeContext({ target: `${ht.host}/ci/no-such-repo:latest`, credential: passwordCredential(ht.host, "alice", ht.users.alice ?? "") });
+    const ctx = probeContext({
+      target: `${ht.host}/ci/no-such-repo:latest`,
+      credential: passwordCredential(ht.host, "alice", ht.users.alice ?? ""),
+    });
     const result = await runProbe("pull", ctx, directPull);
     expect(result.reason).toBe("not_found");
     expect(result.error).toBe(`GET http://${ht.host}/v2/ci/no-such-repo/manifests/latest: HTTP 404: manifest unknown`);
@@ -167,6 +179,10 @@ describe("direct pull", () => {
   test("is credential_missing pulling from the token registry with no credential (GitLab refuses an anonymous token)", async () => {
     const result = await runProbe("pull", probeContext({ target: tok.image }), directPull);
     expect(result.reason).toBe("credential_missing");
-    expect(result.error?.startsWith(`no credential for ${tok.host}, and it demands one (GET ${services.gitlab.url}/jwt/auth: HTTP 401: ${ACCESS_DENIED}.`)).toBe(true);
+    expect(
+      result.error?.startsWith(
+        `no credential for ${tok.host}, and it demands one (GET ${services.gitlab.url}/jwt/auth: HTTP 401: ${ACCESS_DENIED}.`,
+      ),
+    ).toBe(true);
   });
 });

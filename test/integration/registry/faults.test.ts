@@ -52,8 +52,13 @@ async function withNeighbour(fault: Promise<ProbeResult>): Promise<ProbeResult> 
 }
 
 function pull(target: string, opts: { platform?: string; timeoutMs?: number } = {}) {
-  const config = testConfig({ ...(opts.platform ? { platform: opts.platform } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
-  return withNeighbour(runProbe("pull", probeContext({ target, config, credential: passwordCredential(proxy.host, "alice", password) }), directPull));
+  const config = testConfig({
+    ...(opts.platform ? { platform: opts.platform } : {}),
+    ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+  });
+  return withNeighbour(
+    runProbe("pull", probeContext({ target, config, credential: passwordCredential(proxy.host, "alice", password) }), directPull),
+  );
 }
 
 function login(host: string, timeoutMs = 10_000) {
@@ -76,7 +81,9 @@ describe("direct pull through a fault-injecting registry", () => {
     proxy.setRules([{ path: MANIFEST_PATH, action: { kind: "respond", status: 403, body } }]);
     const result = await pull(`${proxy.host}/ci/canary:latest`);
     expect(result.reason).toBe("forbidden");
-    expect(result.error).toBe(`GET http://${proxy.host}/v2/ci/canary/manifests/latest: HTTP 403: requested access to the resource is denied`);
+    expect(result.error).toBe(
+      `GET http://${proxy.host}/v2/ci/canary/manifests/latest: HTTP 403: requested access to the resource is denied`,
+    );
   });
 
   test("is rate_limited when the registry answers 429 TOOMANYREQUESTS", async () => {
@@ -105,7 +112,9 @@ describe("direct pull through a fault-injecting registry", () => {
     proxy.setRules([{ path: MANIFEST_PATH, action: { kind: "truncate", keepBytes: 100 } }]);
     const result = await pull(`${proxy.host}/ci/canary:latest`);
     expect(result.reason).toBe("bad_response");
-    expect(result.error).toBe(`GET http://${proxy.host}/v2/ci/canary/manifests/latest: response ended after 100 of ${manifest.raw.length} bytes`);
+    expect(result.error).toBe(
+      `GET http://${proxy.host}/v2/ci/canary/manifests/latest: response ended after 100 of ${manifest.raw.length} bytes`,
+    );
   });
 
   test("is bad_response for a manifest over 4 MiB, announced by Content-Length", async () => {
@@ -113,12 +122,16 @@ describe("direct pull through a fault-injecting registry", () => {
     proxy.setRules([{ path: MANIFEST_PATH, action: { kind: "respond", status: 200, body, headers: { "content-type": DOCKER_MANIFEST } } }]);
     const result = await pull(`${proxy.host}/ci/canary:latest`);
     expect(result.reason).toBe("bad_response");
-    expect(result.error).toBe(`GET http://${proxy.host}/v2/ci/canary/manifests/latest: response of 4194305 bytes is over the 4194304-byte limit`);
+    expect(result.error).toBe(
+      `GET http://${proxy.host}/v2/ci/canary/manifests/latest: response of 4194305 bytes is over the 4194304-byte limit`,
+    );
   });
 
   test("is bad_response for a chunked manifest that grows over 4 MiB", async () => {
     const body = Buffer.alloc(5 * 1024 * 1024, 0x20);
-    proxy.setRules([{ path: MANIFEST_PATH, action: { kind: "respond", status: 200, body, chunked: true, headers: { "content-type": DOCKER_MANIFEST } } }]);
+    proxy.setRules([
+      { path: MANIFEST_PATH, action: { kind: "respond", status: 200, body, chunked: true, headers: { "content-type": DOCKER_MANIFEST } } },
+    ]);
     const result = await pull(`${proxy.host}/ci/canary:latest`);
     expect(result.reason).toBe("bad_response");
     expect(result.error).toBe(`GET http://${proxy.host}/v2/ci/canary/manifests/latest: response is over the 4194304-byte limit`);
@@ -136,14 +149,18 @@ describe("direct pull through a fault-injecting registry", () => {
     const result = await pull(`${proxy.host}/ci/canary:latest`);
     const layer = manifest.layers[0]?.digest ?? "";
     expect(result.reason).toBe("digest_mismatch");
-    expect(result.error).toMatch(new RegExp(`^GET http://${proxy.host}/v2/ci/canary/blobs/${layer}: content has digest sha256:[0-9a-f]{64}, expected ${layer}$`));
+    expect(result.error).toMatch(
+      new RegExp(`^GET http://${proxy.host}/v2/ci/canary/blobs/${layer}: content has digest sha256:[0-9a-f]{64}, expected ${layer}$`),
+    );
   });
 
   test("is bad_response when a layer's body stops before its end", async () => {
     proxy.setRules([{ path: LAYER_PATH(), action: { kind: "truncate", keepBytes: 1000 } }]);
     const result = await pull(`${proxy.host}/ci/canary:latest`);
     expect(result.reason).toBe("bad_response");
-    expect(result.error).toBe(`GET http://${proxy.host}/v2/ci/canary/blobs/${manifest.layers[0]?.digest}: response ended after 1000 of ${manifest.layers[0]?.size} bytes`);
+    expect(result.error).toBe(
+      `GET http://${proxy.host}/v2/ci/canary/blobs/${manifest.layers[0]?.digest}: response ended after 1000 of ${manifest.layers[0]?.size} bytes`,
+    );
   });
 
   test("is digest_mismatch when the manifest does not match its Docker-Content-Digest", async () => {
@@ -151,7 +168,9 @@ describe("direct pull through a fault-injecting registry", () => {
     const result = await pull(`${proxy.host}/ci/canary:latest`);
     expect(result.reason).toBe("digest_mismatch");
     expect(result.error).toMatch(
-      new RegExp(`^GET http://${proxy.host}/v2/ci/canary/manifests/latest: manifest has digest sha256:[0-9a-f]{64}, Docker-Content-Digest says ${manifest.digest}$`),
+      new RegExp(
+        `^GET http://${proxy.host}/v2/ci/canary/manifests/latest: manifest has digest sha256:[0-9a-f]{64}, Docker-Content-Digest says ${manifest.digest}$`,
+      ),
     );
   });
 
@@ -161,7 +180,9 @@ describe("direct pull through a fault-injecting registry", () => {
     const result = await pull(`${proxy.host}/ci/canary@${manifest.digest}`);
     expect(result.reason).toBe("digest_mismatch");
     const actual = `sha256:${createHash("sha256").update(other).digest("hex")}`;
-    expect(result.error).toBe(`GET http://${proxy.host}/v2/ci/canary/manifests/${manifest.digest}: manifest has digest ${actual}, expected ${manifest.digest}`);
+    expect(result.error).toBe(
+      `GET http://${proxy.host}/v2/ci/canary/manifests/${manifest.digest}: manifest has digest ${actual}, expected ${manifest.digest}`,
+    );
   });
 
   test("pulls by a pinned digest that matches", async () => {
@@ -200,7 +221,9 @@ describe("direct pull through a fault-injecting registry", () => {
   });
 
   test("resolves an OCI index to its linux/amd64 entry", async () => {
-    proxy.setRules([{ path: /^\/v2\/ci\/canary\/manifests\/multi$/, action: { kind: "replace", body: indexBody(), contentType: OCI_INDEX } }]);
+    proxy.setRules([
+      { path: /^\/v2\/ci\/canary\/manifests\/multi$/, action: { kind: "replace", body: indexBody(), contentType: OCI_INDEX } },
+    ]);
     const result = await pull(`${proxy.host}/ci/canary:multi`);
     expect(result.success).toBe(true);
     expectLogLine(result.log, { endsWith: `platform linux/amd64 -> ${manifest.digest}` });
@@ -208,7 +231,9 @@ describe("direct pull through a fault-injecting registry", () => {
   });
 
   test("resolves an index to the configured platform with its variant", async () => {
-    proxy.setRules([{ path: /^\/v2\/ci\/canary\/manifests\/multi$/, action: { kind: "replace", body: indexBody(), contentType: OCI_INDEX } }]);
+    proxy.setRules([
+      { path: /^\/v2\/ci\/canary\/manifests\/multi$/, action: { kind: "replace", body: indexBody(), contentType: OCI_INDEX } },
+    ]);
     const result = await pull(`${proxy.host}/ci/canary:multi`, { platform: "linux/arm64/v8" });
     // The arm64/v8 entry names a manifest the registry does not hold: asking for it proves the choice.
     expect(result.reason).toBe("not_found");
@@ -216,10 +241,14 @@ describe("direct pull through a fault-injecting registry", () => {
   });
 
   test("is not_found when the index has no entry for the platform", async () => {
-    proxy.setRules([{ path: /^\/v2\/ci\/canary\/manifests\/multi$/, action: { kind: "replace", body: indexBody(), contentType: OCI_INDEX } }]);
+    proxy.setRules([
+      { path: /^\/v2\/ci\/canary\/manifests\/multi$/, action: { kind: "replace", body: indexBody(), contentType: OCI_INDEX } },
+    ]);
     const result = await pull(`${proxy.host}/ci/canary:multi`, { platform: "windows/amd64" });
     expect(result.reason).toBe("not_found");
-    expect(result.error).toBe(`GET http://${proxy.host}/v2/ci/canary/manifests/multi: no manifest for windows/amd64 in the index (has: linux/arm64/v7, linux/arm64/v8, linux/amd64)`);
+    expect(result.error).toBe(
+      `GET http://${proxy.host}/v2/ci/canary/manifests/multi: no manifest for windows/amd64 in the index (has: linux/arm64/v7, linux/arm64/v8, linux/amd64)`,
+    );
   });
 
   test("is timeout within the deadline when a layer's body stalls", async () => {
@@ -227,7 +256,11 @@ describe("direct pull through a fault-injecting registry", () => {
     const result = await pull(`${proxy.host}/ci/canary:latest`, { timeoutMs: 700 });
     expect(result.reason).toBe("timeout");
     const layer = manifest.layers[0]?.digest ?? "";
-    expect(result.error).toMatch(new RegExp(`^timed out after \\d+ms \\(GET http://${proxy.host}/v2/ci/canary/blobs/${layer}: stopped after 1000 bytes of the body\\)$`));
+    expect(result.error).toMatch(
+      new RegExp(
+        `^timed out after \\d+ms \\(GET http://${proxy.host}/v2/ci/canary/blobs/${layer}: stopped after 1000 bytes of the body\\)$`,
+      ),
+    );
     expect(result.durationSeconds).toBeGreaterThanOrEqual(0.69);
     expect(result.durationSeconds).toBeLessThan(1.2);
   });
@@ -304,10 +337,14 @@ describe("more faults: slow, misshapen, endless, token realms, challenges", () =
     const silent = await startSilentServer();
     try {
       const challenge = `Bearer realm="http://${silent.host}/jwt/auth",service="container_registry"`;
-      proxy.setRules([{ path: /^\/v2\/$/, action: { kind: "respond", status: 401, body: "{}", headers: { "www-authenticate": challenge } } }]);
+      proxy.setRules([
+        { path: /^\/v2\/$/, action: { kind: "respond", status: 401, body: "{}", headers: { "www-authenticate": challenge } } },
+      ]);
       const result = await login(proxy.host, 700);
       expect(result.reason).toBe("timeout");
-      expect(result.error).toMatch(new RegExp(`^timed out after \\d+ms \\(GET http://${silent.host}/jwt/auth: The operation was aborted\\)$`));
+      expect(result.error).toMatch(
+        new RegExp(`^timed out after \\d+ms \\(GET http://${silent.host}/jwt/auth: The operation was aborted\\)$`),
+      );
       expect(result.durationSeconds).toBeLessThan(1.7);
     } finally {
       await silent.close();
@@ -318,7 +355,10 @@ describe("more faults: slow, misshapen, endless, token realms, challenges", () =
     const challenge = `Bearer realm="http://${proxy.host}/garbage-token",service="container_registry"`;
     proxy.setRules([
       { path: /^\/v2\/$/, action: { kind: "respond", status: 401, body: "{}", headers: { "www-authenticate": challenge } } },
-      { path: /^\/garbage-token/, action: { kind: "respond", status: 200, body: "<html>Sign in</html>", headers: { "content-type": "text/html" } } },
+      {
+        path: /^\/garbage-token/,
+        action: { kind: "respond", status: 200, body: "<html>Sign in</html>", headers: { "content-type": "text/html" } },
+      },
     ]);
     const result = await login(proxy.host);
     expect(result.reason).toBe("bad_response");
@@ -326,7 +366,12 @@ describe("more faults: slow, misshapen, endless, token realms, challenges", () =
   });
 
   test("is bad_response for a WWW-Authenticate header that does not parse", async () => {
-    proxy.setRules([{ path: /^\/v2\/$/, action: { kind: "respond", status: 401, body: "{}", headers: { "www-authenticate": 'Bearer realm="http://unterminated' } } }]);
+    proxy.setRules([
+      {
+        path: /^\/v2\/$/,
+        action: { kind: "respond", status: 401, body: "{}", headers: { "www-authenticate": 'Bearer realm="http://unterminated' } },
+      },
+    ]);
     const result = await login(proxy.host);
     expect(result.reason).toBe("bad_response");
     expect(result.error).toBe(GARBAGE_CHALLENGE(proxy.host));
@@ -348,7 +393,9 @@ describe("a registry over TLS whose certificate is not acceptable", () => {
   });
 
   async function serve(cert: { cert: string; key: string }): Promise<string> {
-    const server = createHttpsServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, (_req, res) => res.writeHead(200).end("{}"));
+    const server = createHttpsServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, (_req, res) =>
+      res.writeHead(200).end("{}"),
+    );
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     return `127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -356,7 +403,9 @@ describe("a registry over TLS whose certificate is not acceptable", () => {
 
   function tlsLogin(host: string, caPem: string) {
     const config = testConfig({ registries: { [host]: { ca: caPem, insecure: false } } });
-    return withNeighbour(runProbe("login", probeContext({ target: host, config, credential: passwordCredential(host, "alice", password) }), directLogin));
+    return withNeighbour(
+      runProbe("login", probeContext({ target: host, config, credential: passwordCredential(host, "alice", password) }), directLogin),
+    );
   }
 
   test("is tls for a certificate from a CA the registry's ca_file does not hold", async () => {
@@ -368,7 +417,9 @@ describe("a registry over TLS whose certificate is not acceptable", () => {
   });
 
   test("is tls for an expired certificate", async () => {
-    const host = await serve(signed(join(dir, "tls"), "expired", "subjectAltName=IP:127.0.0.1", { start: "20200101000000Z", end: "20200102000000Z" }));
+    const host = await serve(
+      signed(join(dir, "tls"), "expired", "subjectAltName=IP:127.0.0.1", { start: "20200101000000Z", end: "20200102000000Z" }),
+    );
     const result = await tlsLogin(host, readFileSync(ca, "utf8"));
     expect(result.reason).toBe("tls");
     expect(result.error).toBe(`GET https://${host}/v2/: certificate has expired`);
@@ -378,7 +429,9 @@ describe("a registry over TLS whose certificate is not acceptable", () => {
     const host = await serve(signed(join(dir, "tls"), "elsewhere", "subjectAltName=DNS:registry.elsewhere.example"));
     const result = await tlsLogin(host, readFileSync(ca, "utf8"));
     expect(result.reason).toBe("tls");
-    expect(result.error).toBe(`GET https://${host}/v2/: Hostname/IP does not match certificate's altnames: IP: 127.0.0.1 is not in the cert's list:`);
+    expect(result.error).toBe(
+      `GET https://${host}/v2/: Hostname/IP does not match certificate's altnames: IP: 127.0.0.1 is not in the cert's list:`,
+    );
   });
 });
 
@@ -404,10 +457,27 @@ function signed(tlsDir: string, name: string, ext: string, dates?: { start: stri
   const policy = `[ca]\ndefault_ca=d\n[d]\ndatabase=${join(db, "index.txt")}\nnew_certs_dir=${db}\nserial=${join(db, "serial")}`;
   writeFileSync(cnf, `${policy}\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n`);
   const ca = ["-cert", join(tlsDir, "ca.pem"), "-keyfile", join(tlsDir, "ca-key.pem")];
-  ssl("ca", "-batch", "-config", cnf, ...ca, "-in", csr, "-out", cert, "-startdate", dates.start, "-enddate", dates.end, "-extfile", extFile);
+  ssl(
+    "ca",
+    "-batch",
+    "-config",
+    cnf,
+    ...ca,
+    "-in",
+    csr,
+    "-out",
+    cert,
+    "-startdate",
+    dates.start,
+    "-enddate",
+    dates.end,
+    "-extfile",
+    extFile,
+  );
   return { cert, key };
 }
 
 const WRONG_SHAPE = (host: string) =>
   `GET http://${host}/v2/ci/canary/manifests/latest: invalid ${DOCKER_MANIFEST} at layers: Invalid input: expected array, received string`;
-const GARBAGE_CHALLENGE = (host: string) => `GET http://${host}/v2/: unparseable WWW-Authenticate header at character 13: "Bearer realm=\\"http://unterminated"`;
+const GARBAGE_CHALLENGE = (host: string) =>
+  `GET http://${host}/v2/: unparseable WWW-Authenticate header at character 13: "Bearer realm=\\"http://unterminated"`;

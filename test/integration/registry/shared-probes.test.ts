@@ -35,7 +35,13 @@ afterAll(async () => {
 });
 
 function configFor(names: string[]): Config {
-  const runners: RunnerSpec[] = names.map((name, i) => ({ source: `test#runners[${i}]`, name, dockerConfig: files[i] ?? "", mode: "direct", fresh: false }));
+  const runners: RunnerSpec[] = names.map((name, i) => ({
+    source: `test#runners[${i}]`,
+    name,
+    dockerConfig: files[i] ?? "",
+    mode: "direct",
+    fresh: false,
+  }));
   return testConfig({ runners, images: [image], concurrency: 8 });
 }
 
@@ -55,7 +61,10 @@ async function round(config: Config, harm: NoHarm): Promise<{ results: ProbeResu
     const p = await plan({ config, logger: silentLogger, sink, signal, harm });
     await new Scheduler({ concurrency: config.concurrency, logger: silentLogger }).runOnce(p.tasks);
   });
-  const registry = proxy.requests.slice(seenBefore).map((r) => `${r.method} ${r.path.split("?")[0] ?? ""}`).sort();
+  const registry = proxy.requests
+    .slice(seenBefore)
+    .map((r) => `${r.method} ${r.path.split("?")[0] ?? ""}`)
+    .sort();
   return { results, registry, tokens: (await jwtRequests()) - tokensBefore };
 }
 

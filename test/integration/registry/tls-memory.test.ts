@@ -59,10 +59,27 @@ const configs = { tls: "", plain: "" };
 
 beforeAll(async () => {
   dir = tempDir("tls-memory");
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ci-prober-tls-memory",
-    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-  ], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=ci-prober-tls-memory",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+    ],
+    { stdio: "ignore" },
+  );
   const https = createHttpsServer({ key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) }, serve);
   const http = createHttpServer(serve);
   servers = [https, http];
@@ -71,13 +88,16 @@ beforeAll(async () => {
   writeFileSync(join(dir, "config.json"), JSON.stringify({ auths: {} }));
   const write = (name: string, host: string, registries: string[]) => {
     const file = join(dir, `${name}.yml`);
-    writeFileSync(file, [
-      "timeout: 60s",
-      ...registries,
-      "runners:",
-      `  - {name: big, mode: direct, docker_config: ${join(dir, "config.json")}, images: ["${host}/big/app:latest"]}`,
-      "",
-    ].join("\n"));
+    writeFileSync(
+      file,
+      [
+        "timeout: 60s",
+        ...registries,
+        "runners:",
+        `  - {name: big, mode: direct, docker_config: ${join(dir, "config.json")}, images: ["${host}/big/app:latest"]}`,
+        "",
+      ].join("\n"),
+    );
     return file;
   };
   configs.tls = write("tls", hostOf(https), ["registries:", `  "${hostOf(https)}": {ca_file: ${join(dir, "cert.pem")}}`]);
@@ -94,7 +114,9 @@ afterAll(async () => {
 /** Peak RSS (MB) of a whole `ci-prober once` process, as /usr/bin/time reports it; the pull must have passed. */
 function peakRssMb(config: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn("/usr/bin/time", ["-f", "%M", process.execPath, MAIN, "once", "--config", config, "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("/usr/bin/time", ["-f", "%M", process.execPath, MAIN, "once", "--config", config, "--json"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     let err = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -118,7 +140,10 @@ test("a 256 MiB pull over TLS with a configured CA peaks within 20 MB of the sam
     tls.push(await peakRssMb(configs.tls));
     plain.push(await peakRssMb(configs.plain));
   }
-  expect(Math.abs(median(tls) - median(plain)), `peak RSS over TLS ${tls.map(Math.round)} MB, plain ${plain.map(Math.round)} MB`).toBeLessThanOrEqual(20);
+  expect(
+    Math.abs(median(tls) - median(plain)),
+    `peak RSS over TLS ${tls.map(Math.round)} MB, plain ${plain.map(Math.round)} MB`,
+  ).toBeLessThanOrEqual(20);
   // And neither holds the pulled bytes: both stay far below the 256 MiB that went through.
   expect(Math.max(...tls, ...plain)).toBeLessThan(150);
 });

@@ -32,10 +32,30 @@ beforeAll(async () => {
   host = `127.0.0.1:${port}`;
   image = `${host}/ci/canary:latest`;
   const htpasswd = join(services.tmp, "htpasswd");
-  registry = await startRegistry(dir, "registry-tls", port, `auth:\n  htpasswd:\n    realm: ci-prober-test\n    path: ${htpasswd}\n`, tls.server);
+  registry = await startRegistry(
+    dir,
+    "registry-tls",
+    port,
+    `auth:\n  htpasswd:\n    realm: ci-prober-test\n    path: ${htpasswd}\n`,
+    tls.server,
+  );
   const auth = `${creds.username}:${creds.password}`;
-  await run("skopeo", ["copy", "--quiet", "--src-tls-verify=false", "--src-creds", auth, "--dest-tls-verify=false", "--dest-creds", auth, `docker://${services.htpasswd.image}`, `docker://${image}`]);
-  const end = execFileSync("openssl", ["x509", "-enddate", "-noout", "-in", tls.server.cert]).toString().trim().replace(/^notAfter=/, "");
+  await run("skopeo", [
+    "copy",
+    "--quiet",
+    "--src-tls-verify=false",
+    "--src-creds",
+    auth,
+    "--dest-tls-verify=false",
+    "--dest-creds",
+    auth,
+    `docker://${services.htpasswd.image}`,
+    `docker://${image}`,
+  ]);
+  const end = execFileSync("openssl", ["x509", "-enddate", "-noout", "-in", tls.server.cert])
+    .toString()
+    .trim()
+    .replace(/^notAfter=/, "");
   notAfter = Math.floor(Date.parse(end) / 1000);
   const docker = writeDockerConfig(join(dir, "docker"), { [host]: creds });
   const listen = await freePort();
@@ -69,7 +89,10 @@ test("a CA that did not sign the registry's certificate fails with reason tls", 
   const other = makeTlsMaterial(join(dir, "other"));
   const docker = writeDockerConfig(join(dir, "docker2"), { [host]: creds });
   const file = join(dir, "wrong-ca.yml");
-  writeFileSync(file, `timeout: 10s\nregistries:\n  "${host}": {ca_file: ${other.server.ca}}\nrunners:\n  - {name: r1, docker_config: ${docker}, images: []}\n`);
+  writeFileSync(
+    file,
+    `timeout: 10s\nregistries:\n  "${host}": {ca_file: ${other.server.ca}}\nrunners:\n  - {name: r1, docker_config: ${docker}, images: []}\n`,
+  );
   const r = await runCli(["once", "--json", "--config", file]);
   expect(r.code).toBe(1);
   const [login] = JSON.parse(r.stdout) as { reason: string; error: string }[];

@@ -9,7 +9,10 @@ const services = inject("services");
 test("short soak: heap after GC, RSS, fds, timers, series and /metrics latency stay flat for 45 s", async () => {
   const report = await runSoak({ durationMs: 45_000, warmupMs: 15_000, sampleMs: 1000, revokeEveryMs: 5000, services });
   const summary = formatSoak(report);
-  expect(report.trends.filter((t) => t.grew).map((t) => t.name), summary).toEqual([]);
+  expect(
+    report.trends.filter((t) => t.grew).map((t) => t.name),
+    summary,
+  ).toEqual([]);
   expect(report.errors, summary).toEqual([]);
   expect(report.rounds, summary).toBeGreaterThanOrEqual(30);
   expect(report.revocations, summary).toBeGreaterThanOrEqual(4);

@@ -27,7 +27,10 @@ describe("grafana/ci-prober.json", () => {
     const vars = dashboard.templating.list;
     expect(vars.find((v) => v.name === "datasource")).toMatchObject({ type: "datasource", query: "prometheus" });
     for (const name of ["runner", "registry"]) {
-      expect(vars.find((v) => v.name === name), name).toMatchObject({ type: "query", datasource: { type: "prometheus", uid: DS }, allValue: ".*" });
+      expect(
+        vars.find((v) => v.name === name),
+        name,
+      ).toMatchObject({ type: "query", datasource: { type: "prometheus", uid: DS }, allValue: ".*" });
     }
   });
 
@@ -64,7 +67,13 @@ describe("grafana/ci-prober.json", () => {
     const exprs = dashboardExpressions(dashboard).map((e) => e.expr);
     for (const metric of ["login", "pull", "canary"]) {
       for (const q of ["0.5", "0.95"]) {
-        expect(exprs.some((e) => e.startsWith(`histogram_quantile(${q}, sum by (le, runner, `) && e.includes(`ci_prober_${metric}_duration_seconds_bucket`)), `${metric} p${q}`).toBe(true);
+        expect(
+          exprs.some(
+            (e) =>
+              e.startsWith(`histogram_quantile(${q}, sum by (le, runner, `) && e.includes(`ci_prober_${metric}_duration_seconds_bucket`),
+          ),
+          `${metric} p${q}`,
+        ).toBe(true);
       }
     }
     const credentials = panels.find((p) => p.title === "Credentials");
@@ -84,14 +93,19 @@ describe("grafana/ci-prober.json", () => {
       'max by (runner, registry, state) (ci_prober_credential_owner_state{instance=~"$instance", runner=~"gitlab:.+"})',
     ]);
     const shadows = panels.find((p) => p.title === "Credentials hiding the job token");
-    expect(shadows?.targets?.map((t) => t.expr)).toEqual(['count(ci_prober_credential_shadows_job_token{instance=~"$instance", runner=~"$runner"}) or vector(0)']);
+    expect(shadows?.targets?.map((t) => t.expr)).toEqual([
+      'count(ci_prober_credential_shadows_job_token{instance=~"$instance", runner=~"$runner"}) or vector(0)',
+    ]);
     const personal = panels.find((p) => p.title === "Personal credentials");
     expect(personal?.targets?.[0]?.expr).toContain('kind="personal", in_use="true"');
   });
 
   test("the provisioning files load the dashboard and a Prometheus datasource", () => {
     const providers = parseYaml(readFileSync(join(ROOT, "grafana/provisioning/dashboards.yml"), "utf8")) as unknown;
-    expect(providers).toMatchObject({ apiVersion: 1, providers: [{ name: "ci-prober", type: "file", options: { path: expect.any(String) } }] });
+    expect(providers).toMatchObject({
+      apiVersion: 1,
+      providers: [{ name: "ci-prober", type: "file", options: { path: expect.any(String) } }],
+    });
     const datasources = parseYaml(readFileSync(join(ROOT, "grafana/provisioning/datasources.yml"), "utf8")) as unknown;
     expect(datasources).toMatchObject({ apiVersion: 1, datasources: [{ type: "prometheus", access: "proxy" }] });
     expect(readFileSync(DASHBOARD_FILE, "utf8").endsWith("}\n")).toBe(true);

@@ -4,11 +4,21 @@ import { ProbeError } from "../../../src/reasons.js";
 import { isRedirect, MAX_REDIRECTS, redirectHop } from "../../../src/redirect.js";
 
 const ENDPOINT = "GET http://127.0.0.1:5000/v2/ci/canary/manifests/latest";
-const FROM = { endpoint: ENDPOINT, origin: "http://127.0.0.1:5000", url: new URL("http://127.0.0.1:5000/v2/ci/canary/manifests/latest"), hops: 0 };
+const FROM = {
+  endpoint: ENDPOINT,
+  origin: "http://127.0.0.1:5000",
+  url: new URL("http://127.0.0.1:5000/v2/ci/canary/manifests/latest"),
+  hops: 0,
+};
 
 describe("redirectHop", () => {
   test.each<[string, string, string, boolean]>([
-    ["a relative path, on the same origin", "/v2/ci/canary/manifests/sha256:ab", "http://127.0.0.1:5000/v2/ci/canary/manifests/sha256:ab", true],
+    [
+      "a relative path, on the same origin",
+      "/v2/ci/canary/manifests/sha256:ab",
+      "http://127.0.0.1:5000/v2/ci/canary/manifests/sha256:ab",
+      true,
+    ],
     ["a path relative to the answering URL", "other", "http://127.0.0.1:5000/v2/ci/canary/manifests/other", true],
     ["an absolute URL on the same origin", "http://127.0.0.1:5000/x?sig=1", "http://127.0.0.1:5000/x?sig=1", true],
     ["another port", "http://127.0.0.1:5001/blob", "http://127.0.0.1:5001/blob", false],
@@ -50,7 +60,15 @@ describe("redirectHop", () => {
 });
 
 test.each<[number, boolean]>([
-  [301, true], [302, true], [303, true], [307, true], [308, true], [300, false], [304, false], [200, false], [404, false],
+  [301, true],
+  [302, true],
+  [303, true],
+  [307, true],
+  [308, true],
+  [300, false],
+  [304, false],
+  [200, false],
+  [404, false],
 ])("isRedirect(%i) is %s", (status, redirect) => {
   expect(isRedirect(status)).toBe(redirect);
 });

@@ -66,7 +66,9 @@ describe("a registry that echoes the probe's Bearer token", () => {
         return;
       }
       if (req.headers.authorization === undefined) {
-        res.writeHead(401, { "www-authenticate": `Bearer realm="http://${host}/token",service="echo"`, "content-type": "application/json" }).end("{}");
+        res
+          .writeHead(401, { "www-authenticate": `Bearer realm="http://${host}/token",service="echo"`, "content-type": "application/json" })
+          .end("{}");
         return;
       }
       const message = `access denied for ${req.headers.authorization}`;
@@ -111,12 +113,20 @@ describe("long-lived secrets", () => {
   it("a runner's credentials live while the plan that read them is one of the two newest", async () => {
     const dir = tempDir("secret-sources");
     const dockerConfig = join(dir, "docker");
-    writeFileSync(join(dir, "ci-prober.yml"), `runners:\n  - name: runner-a\n    mode: direct\n    docker_config: ${dockerConfig}/config.json\n`);
+    writeFileSync(
+      join(dir, "ci-prober.yml"),
+      `runners:\n  - name: runner-a\n    mode: direct\n    docker_config: ${dockerConfig}/config.json\n`,
+    );
     const config = loadConfigFile(join(dir, "ci-prober.yml"), {});
     const planWith = async (password: string) => {
       writeDockerConfig(dockerConfig, { "127.0.0.1:1": { username: "alice", password } });
       const controller = new AbortController();
-      return plan({ config, logger: createLogger("silent"), sink: { probe: () => undefined, checks: () => undefined, cert: () => undefined }, signal: controller.signal });
+      return plan({
+        config,
+        logger: createLogger("silent"),
+        sink: { probe: () => undefined, checks: () => undefined, cert: () => undefined },
+        signal: controller.signal,
+      });
     };
     const base = globalSecretCount();
     await planWith("rotated-password-01");

@@ -8,7 +8,11 @@ import { cleanTmp, helperOpts, testRunner, tmpDir, writeJson } from "../../fixtu
 afterAll(cleanTmp);
 
 function calls(log: string): string[] {
-  return readFileSync(log, "utf8").trim().split("\n").filter((l) => l !== "").sort();
+  return readFileSync(log, "utf8")
+    .trim()
+    .split("\n")
+    .filter((l) => l !== "")
+    .sort();
 }
 
 describe("credential helpers through the real protocol", () => {
@@ -48,8 +52,23 @@ describe("credential helpers through the real protocol", () => {
     const creds = await runnerCredentials(testRunner({ dockerConfig: file }), opts);
     const store = { runner: "r1", secretType: "helper", helper: "cipt", source: `${file}#credsStore`, inUse: true, shadowedBy: null };
     expect(creds.map((c) => ({ ...c, secret: c.secret?.reveal() }))).toEqual([
-      { ...store, registry: "registry.example.jp", path: "registry.example.jp", username: "project_7_bot_aa11", kind: "bot", secret: "store-secret-7777" },
-      { ...store, registry: "docker.io", path: "docker.io", username: "", kind: "unknown", secretType: "identity_token", secret: "hub-identity-token-1234" },
+      {
+        ...store,
+        registry: "registry.example.jp",
+        path: "registry.example.jp",
+        username: "project_7_bot_aa11",
+        kind: "bot",
+        secret: "store-secret-7777",
+      },
+      {
+        ...store,
+        registry: "docker.io",
+        path: "docker.io",
+        username: "",
+        kind: "unknown",
+        secretType: "identity_token",
+        secret: "hub-identity-token-1234",
+      },
     ]);
     // Docker's native store asks `get` only for what `list` names; the leftover empty entry stays empty (an anonymous pull).
     expect(calls(opts.log)).toEqual(["get https://index.docker.io/v1/", "get registry.example.jp", "list"]);
@@ -74,7 +93,10 @@ describe("credential helpers through the real protocol", () => {
         `${file}#credHelpers["registry.example.jp"]`,
         "",
         false,
-        { reason: "helper_failed", message: `${file}#credHelpers["registry.example.jp"]: docker-credential-cipt-missing is not installed (not found on PATH)` },
+        {
+          reason: "helper_failed",
+          message: `${file}#credHelpers["registry.example.jp"]: docker-credential-cipt-missing is not installed (not found on PATH)`,
+        },
       ],
       // Listed, never used: the runner drops the file they came from.
       ["ok.example.jp", `${file}#credHelpers["ok.example.jp"]`, "erin", false, undefined],
@@ -89,7 +111,10 @@ describe("credential helpers through the real protocol", () => {
     const creds = await runnerCredentials(testRunner({ dockerConfig: file }), opts);
     const elapsed = performance.now() - t0;
     expect(creds.map((c) => c.error)).toEqual([
-      { reason: "helper_failed", message: `${file}#credHelpers["registry.example.jp"]: docker-credential-cipt get gave no answer within 400ms` },
+      {
+        reason: "helper_failed",
+        message: `${file}#credHelpers["registry.example.jp"]: docker-credential-cipt get gave no answer within 400ms`,
+      },
     ]);
     expect(elapsed).toBeGreaterThanOrEqual(400);
     expect(elapsed).toBeLessThan(400 + 300);
@@ -105,7 +130,10 @@ describe("credential helpers through the real protocol", () => {
     // What fails here is the helper's `sleep 30` child holding the pipe: 30 s. The margin over the 400 ms
     // timeout is for spawning and killing two processes on a loaded 2-core box (724 ms seen with 300 ms).
     expect(performance.now() - t0).toBeLessThan(400 + 2000);
-    expect(cred?.error).toEqual({ reason: "helper_failed", message: `${file}#credHelpers["registry.example.jp"]: docker-credential-ciptsleep get gave no answer within 400ms` });
+    expect(cred?.error).toEqual({
+      reason: "helper_failed",
+      message: `${file}#credHelpers["registry.example.jp"]: docker-credential-ciptsleep get gave no answer within 400ms`,
+    });
     const pid = Number(readFileSync(pidFile, "utf8"));
     expect(await gone(pid)).toBe(true);
   });
@@ -133,7 +161,10 @@ describe("credential helpers through the real protocol", () => {
     }
     expect(errors).toEqual([
       { reason: "helper_failed", message: `FILE#credHelpers["a.example.jp"]: docker-credential-cipt get exited with code 1` },
-      { reason: "helper_failed", message: `FILE#credHelpers["b.example.jp"]: docker-credential-cipt get printed no credential-helper JSON` },
+      {
+        reason: "helper_failed",
+        message: `FILE#credHelpers["b.example.jp"]: docker-credential-cipt get printed no credential-helper JSON`,
+      },
     ]);
   });
 
@@ -149,7 +180,10 @@ describe("credential helpers through the real protocol", () => {
         secretType: "helper",
         helper: "cipt",
         source: file,
-        error: { reason: "helper_failed", message: `${file}#credsStore: docker-credential-cipt list exited with code 1: the keyring is locked` },
+        error: {
+          reason: "helper_failed",
+          message: `${file}#credsStore: docker-credential-cipt list exited with code 1: the keyring is locked`,
+        },
         inUse: false,
         shadowedBy: null,
       },
@@ -207,10 +241,19 @@ describe("credential helpers through the real protocol", () => {
     const badAuth = writeJson(tmpDir(), "config.json", { auths: { "a.example.jp": { auth }, "d.example.jp": { auth: "bad*base64" } } });
     const leaky = writeJson(tmpDir(), "config.json", { credHelpers: { "f.example.jp": "cipt" } });
     const leakyOpts = helperOpts({ servers: { "f.example.jp": { fail: `{"Secret":"${secrets[5]}"}` } } });
-    const bad = [...(await runnerCredentials(testRunner({ dockerConfig: badAuth }), opts)), ...(await runnerCredentials(testRunner({ dockerConfig: leaky }), leakyOpts))];
+    const bad = [
+      ...(await runnerCredentials(testRunner({ dockerConfig: badAuth }), opts)),
+      ...(await runnerCredentials(testRunner({ dockerConfig: leaky }), leakyOpts)),
+    ];
     expect(bad.map((c) => c.error?.reason)).toEqual([undefined, "credential_invalid", "helper_failed"]);
     const creds = [...good, ...bad];
-    const printed = [JSON.stringify(creds), inspect(creds, { depth: 10 }), JSON.stringify(creds.map((c) => credentialRow(c))), creds.map((c) => c.error?.message ?? "").join("\n"), String(creds[0]?.secret)];
+    const printed = [
+      JSON.stringify(creds),
+      inspect(creds, { depth: 10 }),
+      JSON.stringify(creds.map((c) => credentialRow(c))),
+      creds.map((c) => c.error?.message ?? "").join("\n"),
+      String(creds[0]?.secret),
+    ];
     for (const text of printed) {
       for (const secret of [...secrets, auth, "bad*base64"]) expect(text).not.toContain(secret);
     }
@@ -248,9 +291,14 @@ describe("credentialRow", () => {
       },
     ]);
     const ok = writeJson(tmpDir(), "config.json", {
-      auths: { "registry.example.jp": { username: "gitlab-ci-token", password: "job-token-2727" }, "https://registry.example.jp/v2/": { username: "x", password: "y" } },
+      auths: {
+        "registry.example.jp": { username: "gitlab-ci-token", password: "job-token-2727" },
+        "https://registry.example.jp/v2/": { username: "x", password: "y" },
+      },
     });
-    const rows = (await runnerCredentials(testRunner({ name: "docker-runner-1", dockerConfig: ok }), helperOpts())).map((c) => credentialRow(c));
+    const rows = (await runnerCredentials(testRunner({ name: "docker-runner-1", dockerConfig: ok }), helperOpts())).map((c) =>
+      credentialRow(c),
+    );
     expect(rows).toStrictEqual([
       {
         runner: "docker-runner-1",

@@ -165,7 +165,12 @@ const cases: Case[] = [
     dac: `{"auths": {`,
     config: { auths: { "other.example.jp": pw("file-user") } },
     target: "registry.example.jp",
-    want: { source: "DAC", username: "", registry: "*", error: "credential_invalid: DAC: invalid JSON at line 1 column 12: Expected property name or '}'" },
+    want: {
+      source: "DAC",
+      username: "",
+      registry: "*",
+      error: "credential_invalid: DAC: invalid JSON at line 1 column 12: Expected property name or '}'",
+    },
   },
   {
     name: "a broken config.json does not hide DOCKER_AUTH_CONFIG's credential",
@@ -185,7 +190,12 @@ const cases: Case[] = [
     config: { credsStore: "cipt", auths: { "registry.example.jp": pw("auths-user") } },
     store: { list: "fail" },
     target: "registry.example.jp",
-    want: { source: "FILE", username: "", registry: "*", error: "helper_failed: FILE#credsStore: docker-credential-cipt list exited with code 1: the keyring is locked" },
+    want: {
+      source: "FILE",
+      username: "",
+      registry: "*",
+      error: "helper_failed: FILE#credsStore: docker-credential-cipt list exited with code 1: the keyring is locked",
+    },
   },
   {
     name: "a failing credHelper for another registry drops the whole file, as GitLab Runner reads every helper",
@@ -213,10 +223,17 @@ describe("credentialFor picks the credential GitLab Runner would use", () => {
     const file = c.config === undefined ? undefined : writeJson(dir, "config.json", c.config);
     const runner = testRunner({
       ...(file !== undefined ? { dockerConfig: file } : {}),
-      ...(c.dac !== undefined ? { dockerAuthConfig: { value: typeof c.dac === "string" ? c.dac : JSON.stringify(c.dac), source: DAC } } : {}),
+      ...(c.dac !== undefined
+        ? { dockerAuthConfig: { value: typeof c.dac === "string" ? c.dac : JSON.stringify(c.dac), source: DAC } }
+        : {}),
     });
     const got = await credentialFor(runner, c.target, helperOpts(c.store ?? {}));
-    const rel = (s: string) => s.split(DAC).join("DAC").split(file ?? "\0").join("FILE");
+    const rel = (s: string) =>
+      s
+        .split(DAC)
+        .join("DAC")
+        .split(file ?? "\0")
+        .join("FILE");
     if (c.want === undefined) {
       expect(got).toBeUndefined();
       return;
@@ -226,17 +243,28 @@ describe("credentialFor picks the credential GitLab Runner would use", () => {
       username: got?.username,
       registry: got?.registry,
       error: got?.error ? `${got.error.reason}: ${rel(got.error.message)}` : undefined,
-    }).toEqual({ source: c.want.source, username: c.want.username, registry: c.want.registry ?? "registry.example.jp", error: c.want.error });
+    }).toEqual({
+      source: c.want.source,
+      username: c.want.username,
+      registry: c.want.registry ?? "registry.example.jp",
+      error: c.want.error,
+    });
   });
 
   test("every helper of a config is run, as GitLab Runner resolves the whole file: one that hangs drops it at the timeout", async () => {
     const file = writeJson(tmpDir(), "config.json", { credHelpers: { "registry.example.jp": "cipt", "slow.example.jp": "cipt" } });
-    const opts = helperOpts({ servers: { "registry.example.jp": { Username: "u", Secret: "only-this-1" }, "slow.example.jp": { hang: true } } }, { helperTimeoutMs: 500 });
+    const opts = helperOpts(
+      { servers: { "registry.example.jp": { Username: "u", Secret: "only-this-1" }, "slow.example.jp": { hang: true } } },
+      { helperTimeoutMs: 500 },
+    );
     const got = await credentialFor(testRunner({ dockerConfig: file }), "registry.example.jp", opts);
     expect({ source: got?.source, registry: got?.registry, error: got?.error }).toEqual({
       source: `${file}#credHelpers["slow.example.jp"]`,
       registry: "slow.example.jp",
-      error: { reason: "helper_failed", message: `${file}#credHelpers["slow.example.jp"]: docker-credential-cipt get gave no answer within 500ms` },
+      error: {
+        reason: "helper_failed",
+        message: `${file}#credHelpers["slow.example.jp"]: docker-credential-cipt get gave no answer within 500ms`,
+      },
     });
   });
 });

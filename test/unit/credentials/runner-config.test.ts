@@ -102,7 +102,13 @@ describe("expandRunners", () => {
 
   test("images come from the ci-prober entry, then the top-level images, then [runners.docker].image", async () => {
     const config = writeConfig(
-      ["images: [registry.example.jp/ci/canary:latest]", "runners:", `  - runner_config: ${MAIN}`, `  - runner_config: ${OTHER}`, "    images: [own/image:1]"].join("\n"),
+      [
+        "images: [registry.example.jp/ci/canary:latest]",
+        "runners:",
+        `  - runner_config: ${MAIN}`,
+        `  - runner_config: ${OTHER}`,
+        "    images: [own/image:1]",
+      ].join("\n"),
     );
     const { runners } = await expandRunners(config);
     expect(runners.map((r) => [r.name, r.images])).toEqual([
@@ -117,7 +123,9 @@ describe("expandRunners", () => {
     const dir = tmpDir();
     const notAFile = join(dir, "config.toml");
     mkdirSync(notAFile);
-    const config = writeConfig(["runners:", `  - runner_config: ${WRONG_TYPE}`, `  - runner_config: ${notAFile}`, `  - runner_config: ${OTHER}`].join("\n"));
+    const config = writeConfig(
+      ["runners:", `  - runner_config: ${WRONG_TYPE}`, `  - runner_config: ${notAFile}`, `  - runner_config: ${OTHER}`].join("\n"),
+    );
     const { runners, errors } = await expandRunners(config);
     expect(runners.map((r) => r.source)).toEqual([`${OTHER}#runners[0]`]);
     expect(errors.map((e) => e.message)).toEqual([

@@ -60,7 +60,10 @@ function configFile(runners: string[], extra = ""): { file: string; write(runner
 }
 
 async function start(file: string): Promise<Daemon> {
-  daemon = await startDaemon(loadConfigFile(file, {}), createLogger("debug", (line) => logLines.push(line)));
+  daemon = await startDaemon(
+    loadConfigFile(file, {}),
+    createLogger("debug", (line) => logLines.push(line)),
+  );
   await daemon.firstRound;
   return daemon;
 }
@@ -87,7 +90,8 @@ describe("the daemon in place", () => {
   test("/status keeps the credential checks across re-plans (they were emptied at every re-plan)", async () => {
     const { file } = configFile(["r1"]);
     const d = await start(file);
-    const checks = () => statusOf(d).credential_checks.map(({ runner, registry, username, state }) => ({ runner, registry, username, state }));
+    const checks = () =>
+      statusOf(d).credential_checks.map(({ runner, registry, username, state }) => ({ runner, registry, username, state }));
     const expected = [{ runner: "r1", registry: REGISTRY, username: "alice", state: "active" }];
     await waitFor("credential checked", 5_000, () => (checks().length > 0 ? true : undefined));
     expect(checks()).toEqual(expected);
@@ -134,7 +138,9 @@ describe("the daemon in place", () => {
     expect(value(m, "ci_prober_config_last_reload_successful")).toBe(0);
     expect(value(m, "ci_prober_config_last_reload_success_timestamp_seconds")).toBe(okAt);
     expect(select(m, "ci_prober_login_success").map((s) => s.labels.runner)).toEqual(["r1"]);
-    const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "config reload failed; keeping the running config");
+    const line = logLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === "config reload failed; keeping the running config");
     expect(line).toMatchObject({ level: "error", config: file, error: `${file}: interval: expected a duration like 30s, got "soon"` });
   });
 
@@ -147,7 +153,10 @@ describe("the daemon in place", () => {
     expect(statusOf(d).runners.map((r) => r.name)).toEqual(["r1", "r3"]);
     writeFileSync(file, "runners: 3\n");
     const bad = await fetch(`http://${d.server.address}/-/reload`, { method: "POST", signal: AbortSignal.timeout(10_000) });
-    expect({ status: bad.status, body: await bad.text() }).toEqual({ status: 500, body: `failed to reload config: ${file}: runners: expected array, got 3\n` });
+    expect({ status: bad.status, body: await bad.text() }).toEqual({
+      status: 500,
+      body: `failed to reload config: ${file}: runners: expected array, got 3\n`,
+    });
     const get = await fetch(`http://${d.server.address}/-/reload`, { signal: AbortSignal.timeout(5_000) });
     expect({ status: get.status, allow: get.headers.get("allow") }).toEqual({ status: 405, allow: "POST, PUT" });
   });

@@ -16,22 +16,28 @@ const never = new AbortController().signal;
 
 describe("daemon error texts", () => {
   test.each([
-    ["Get \"http://127.0.0.1:5000/v2/\": unauthorized: HTTP Basic: Access denied", "unauthorized"],
+    ['Get "http://127.0.0.1:5000/v2/": unauthorized: HTTP Basic: Access denied', "unauthorized"],
     ["login attempt to http://127.0.0.1:5000/v2/ failed with status: 401 Unauthorized", "unauthorized"],
-    ["Head \"https://r.example.jp/v2/ci/canary/manifests/latest\": no basic auth credentials", "unauthorized"],
-    ["pull access denied for ci/canary, repository does not exist or may require 'docker login': denied: requested access to the resource is denied", "forbidden"],
-    ["pull access denied for ci/canary, repository does not exist or may require 'docker login': manifest unknown: manifest unknown", "not_found"],
+    ['Head "https://r.example.jp/v2/ci/canary/manifests/latest": no basic auth credentials', "unauthorized"],
+    [
+      "pull access denied for ci/canary, repository does not exist or may require 'docker login': denied: requested access to the resource is denied",
+      "forbidden",
+    ],
+    [
+      "pull access denied for ci/canary, repository does not exist or may require 'docker login': manifest unknown: manifest unknown",
+      "not_found",
+    ],
     ["pull access denied for ci/canary, repository does not exist or may require 'docker login'", "forbidden"],
     ["denied: requested access to the resource is denied", "forbidden"],
     ["manifest for r.example.jp/ci/canary:nope not found: manifest unknown: manifest unknown", "not_found"],
     ["unknown blob", "not_found"],
     ["toomanyrequests: You have reached your pull rate limit.", "rate_limited"],
-    ["Get \"https://127.0.0.1:5000/v2/\": http: server gave HTTP response to HTTPS client", "tls"],
-    ["Get \"https://r.example.jp/v2/\": x509: certificate signed by unknown authority", "tls"],
-    ["Get \"https://r.example.jp/v2/\": net/http: TLS handshake timeout", "timeout"],
-    ["Get \"https://r.example.jp/v2/\": dial tcp: lookup r.example.jp on 127.0.0.53:53: no such host", "dns"],
-    ["Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused", "connection"],
-    ["Get \"https://r.example.jp/v2/\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)", "timeout"],
+    ['Get "https://127.0.0.1:5000/v2/": http: server gave HTTP response to HTTPS client', "tls"],
+    ['Get "https://r.example.jp/v2/": x509: certificate signed by unknown authority', "tls"],
+    ['Get "https://r.example.jp/v2/": net/http: TLS handshake timeout', "timeout"],
+    ['Get "https://r.example.jp/v2/": dial tcp: lookup r.example.jp on 127.0.0.53:53: no such host', "dns"],
+    ['Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused', "connection"],
+    ['Get "https://r.example.jp/v2/": context deadline exceeded (Client.Timeout exceeded while awaiting headers)', "timeout"],
     ["Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?", "engine_unavailable"],
   ])("%s -> %s", (text, reason) => {
     expect(classify(new DaemonError(`pull r.example.jp/ci/canary:latest: ${text}`, 500))).toBe(reason);
@@ -48,31 +54,59 @@ describe("engineError", () => {
     const err = Object.assign(new Error("connect ECONNREFUSED /run/docker.sock"), { code: "ECONNREFUSED" });
     const wrapped = engineError(err, "unix:///run/docker.sock", "pull x");
     expect(wrapped).toBeInstanceOf(ProbeError);
-    expect([classify(wrapped), (wrapped as Error).message]).toEqual(["engine_unavailable", "Docker engine unix:///run/docker.sock unavailable: connect ECONNREFUSED /run/docker.sock"]);
+    expect([classify(wrapped), (wrapped as Error).message]).toEqual([
+      "engine_unavailable",
+      "Docker engine unix:///run/docker.sock unavailable: connect ECONNREFUSED /run/docker.sock",
+    ]);
   });
 
   test("docker-modem's HTTP error becomes the daemon's own text with the status kept", () => {
-    const err = Object.assign(new Error("(HTTP code 500) server error - Head \"http://h/v2/\": unauthorized: x "), { statusCode: 500, json: { message: "Head \"http://h/v2/\": unauthorized: x" } });
+    const err = Object.assign(new Error('(HTTP code 500) server error - Head "http://h/v2/": unauthorized: x '), {
+      statusCode: 500,
+      json: { message: 'Head "http://h/v2/": unauthorized: x' },
+    });
     const wrapped = engineError(err, "unix:///s", "pull h/ci:1") as DaemonError;
-    expect([wrapped.message, wrapped.statusCode, classify(wrapped)]).toEqual(["pull h/ci:1: Head \"http://h/v2/\": unauthorized: x", 500, "unauthorized"]);
+    expect([wrapped.message, wrapped.statusCode, classify(wrapped)]).toEqual([
+      'pull h/ci:1: Head "http://h/v2/": unauthorized: x',
+      500,
+      "unauthorized",
+    ]);
   });
 });
 
 describe("X-Registry-Auth", () => {
   const cred = (over: Partial<Credential>): Credential => ({
-    runner: "r", registry: "127.0.0.1:5000", username: "bob", secretType: "password", kind: "unknown", source: "f#k", secret: new Secret("bob-secret-1"), ...over,
+    runner: "r",
+    registry: "127.0.0.1:5000",
+    username: "bob",
+    secretType: "password",
+    kind: "unknown",
+    source: "f#k",
+    secret: new Secret("bob-secret-1"),
+    ...over,
   });
 
   test("is padded base64url of the AuthConfig with serveraddress without scheme", () => {
     const header = registryAuthHeader(engineAuth(cred({})));
     expect(header).not.toMatch(/[+/]/);
     expect(header.length % 4).toBe(0);
-    expect(JSON.parse(Buffer.from(header, "base64url").toString())).toEqual({ username: "bob", password: "bob-secret-1", serveraddress: "127.0.0.1:5000" });
+    expect(JSON.parse(Buffer.from(header, "base64url").toString())).toEqual({
+      username: "bob",
+      password: "bob-secret-1",
+      serveraddress: "127.0.0.1:5000",
+    });
   });
 
   test("an identity token goes as identitytoken, a helper's <token> user is dropped", () => {
-    expect(engineAuth(cred({ secretType: "identity_token", secret: new Secret("id-token-xyz") }))).toEqual({ username: "bob", identitytoken: "id-token-xyz", serveraddress: "127.0.0.1:5000" });
-    expect(engineAuth(cred({ secretType: "helper", username: "<token>", secret: new Secret("id-token-xyz") }))).toEqual({ identitytoken: "id-token-xyz", serveraddress: "127.0.0.1:5000" });
+    expect(engineAuth(cred({ secretType: "identity_token", secret: new Secret("id-token-xyz") }))).toEqual({
+      username: "bob",
+      identitytoken: "id-token-xyz",
+      serveraddress: "127.0.0.1:5000",
+    });
+    expect(engineAuth(cred({ secretType: "helper", username: "<token>", secret: new Secret("id-token-xyz") }))).toEqual({
+      identitytoken: "id-token-xyz",
+      serveraddress: "127.0.0.1:5000",
+    });
   });
 
   test("a credential that could not be read throws its own reason", () => {
@@ -82,7 +116,13 @@ describe("X-Registry-Auth", () => {
 });
 
 describe("scanProgress", () => {
-  const stream = (...events: object[]) => Readable.from(events.map((e) => `${JSON.stringify(e)}\r\n`).join("").match(/[\s\S]{1,37}/g) ?? []);
+  const stream = (...events: object[]) =>
+    Readable.from(
+      events
+        .map((e) => `${JSON.stringify(e)}\r\n`)
+        .join("")
+        .match(/[\s\S]{1,37}/g) ?? [],
+    );
 
   test("counts the last current per layer, or its total once the download completes", async () => {
     const result = await scanProgress(
@@ -102,7 +142,11 @@ describe("scanProgress", () => {
 
   test("an error event after successful ones rejects with the daemon's text", async () => {
     const scan = scanProgress(
-      stream({ status: "Pulling fs layer", id: "a" }, { status: "Downloading", progressDetail: { current: 1, total: 2 }, id: "a" }, { errorDetail: { message: "toomanyrequests: slow down" }, error: "toomanyrequests: slow down" }),
+      stream(
+        { status: "Pulling fs layer", id: "a" },
+        { status: "Downloading", progressDetail: { current: 1, total: 2 }, id: "a" },
+        { errorDetail: { message: "toomanyrequests: slow down" }, error: "toomanyrequests: slow down" },
+      ),
       "ci/canary:latest",
     );
     await expect(scan).rejects.toThrow(new DaemonError("pull ci/canary:latest: toomanyrequests: slow down"));
@@ -110,7 +154,7 @@ describe("scanProgress", () => {
   });
 
   test("a line that is not JSON is a bad_response", async () => {
-    const scan = scanProgress(Readable.from(["{\"status\":\"ok\"}\n", "<html>\n"]), "x:1");
+    const scan = scanProgress(Readable.from(['{"status":"ok"}\n', "<html>\n"]), "x:1");
     expect(classify(await scan.catch((e: unknown) => e))).toBe("bad_response");
   });
 });
@@ -129,7 +173,14 @@ test("demultiplex joins stdout and stderr frames in order", () => {
 describe("clientOptions", () => {
   test("a unix socket ignores $DOCKER_HOST's fields by setting them all", async () => {
     expect(await clientOptions({ dockerHost: "unix:///run/user/docker.sock" }, never)).toEqual({
-      socketPath: "/run/user/docker.sock", host: undefined, port: undefined, ca: undefined, cert: undefined, key: undefined, timeout: undefined, protocol: "http",
+      socketPath: "/run/user/docker.sock",
+      host: undefined,
+      port: undefined,
+      ca: undefined,
+      cert: undefined,
+      key: undefined,
+      timeout: undefined,
+      protocol: "http",
     });
   });
 
@@ -137,7 +188,14 @@ describe("clientOptions", () => {
     const dir = mkdtempSync(join(tmpdir(), "ci-prober-tls-"));
     for (const name of ["ca.pem", "cert.pem", "key.pem"]) writeFileSync(join(dir, name), `${name} text`);
     const opts = await clientOptions({ dockerHost: "tcp://127.0.0.1:2376", tlsCertPath: dir }, never);
-    expect([opts.host, opts.port, opts.protocol, opts.ca, opts.cert, opts.key]).toEqual(["127.0.0.1", 2376, "https", "ca.pem text", "cert.pem text", "key.pem text"]);
+    expect([opts.host, opts.port, opts.protocol, opts.ca, opts.cert, opts.key]).toEqual([
+      "127.0.0.1",
+      2376,
+      "https",
+      "ca.pem text",
+      "cert.pem text",
+      "key.pem text",
+    ]);
     expect((await clientOptions({ dockerHost: "tcp://127.0.0.1:2375" }, never)).protocol).toBe("http");
   });
 
@@ -145,7 +203,10 @@ describe("clientOptions", () => {
     const dir = mkdtempSync(join(tmpdir(), "ci-prober-tls-"));
     for (const name of ["cert.pem", "key.pem"]) writeFileSync(join(dir, name), `${name} text`);
     await expect(clientOptions({ dockerHost: "tcp://127.0.0.1:2376", tlsCertPath: dir }, never)).rejects.toThrow(
-      new ProbeError("tls", `tls_cert_path ${join(dir, "ca.pem")}: cannot read: ENOENT: no such file or directory, open '${join(dir, "ca.pem")}'`),
+      new ProbeError(
+        "tls",
+        `tls_cert_path ${join(dir, "ca.pem")}: cannot read: ENOENT: no such file or directory, open '${join(dir, "ca.pem")}'`,
+      ),
     );
     await expect(clientOptions({ dockerHost: "ssh://me@127.0.0.1" }, never)).rejects.toThrow(
       new ProbeError("engine_unavailable", "docker_host ssh://me@127.0.0.1: only unix:// and tcp:// engines are supported"),

@@ -33,7 +33,15 @@ afterAll(async () => {
 });
 
 function credential(username: string, password: string): Credential {
-  return { runner: "runner-1", registry: "registry.example.jp", username, secretType: "password", kind: "unknown", source: SOURCE, secret: new Secret(password) };
+  return {
+    runner: "runner-1",
+    registry: "registry.example.jp",
+    username,
+    secretType: "password",
+    kind: "unknown",
+    source: SOURCE,
+    secret: new Secret(password),
+  };
 }
 
 const base = (username: string) => ({ runner: "runner-1", registry: "registry.example.jp", username });
@@ -69,12 +77,15 @@ describe("human users", () => {
     expect(after).toEqual({ ...base("sato"), kind: "personal", state: "ldap_blocked" });
   });
 
-  test.each(["blocked", "deactivated", "banned", "blocked_pending_approval"] as const)("a %s user is reported with that state", async (state) => {
-    const username = `user-${state}`;
-    gitlab.state.addUser({ username, password: `pw-${state}-1234`, state });
-    const check = await checkCredential(client, credential(username, `pw-${state}-1234`), signal());
-    expect(check).toEqual({ ...base(username), kind: "personal", state });
-  });
+  test.each(["blocked", "deactivated", "banned", "blocked_pending_approval"] as const)(
+    "a %s user is reported with that state",
+    async (state) => {
+      const username = `user-${state}`;
+      gitlab.state.addUser({ username, password: `pw-${state}-1234`, state });
+      const check = await checkCredential(client, credential(username, `pw-${state}-1234`), signal());
+      expect(check).toEqual({ ...base(username), kind: "personal", state });
+    },
+  );
 
   test("a personal access token with expires_at 2026-12-24 expires at 2026-12-24T00:00:00Z, epoch 1798070400", async () => {
     gitlab.state.addUser({ username: "suzuki", password: "glpat-suzukiPersonalToken01", isAccessToken: true, expiresAt: "2026-12-24" });
@@ -121,7 +132,13 @@ describe("human users", () => {
   });
 
   test("a blocked user's token reports the owner's state, not the token's", async () => {
-    gitlab.state.addUser({ username: "yamada", password: "glpat-yamadaPersonalTok04", isAccessToken: true, expiresAt: "2027-06-30", state: "blocked" });
+    gitlab.state.addUser({
+      username: "yamada",
+      password: "glpat-yamadaPersonalTok04",
+      isAccessToken: true,
+      expiresAt: "2027-06-30",
+      state: "blocked",
+    });
     const check = await checkCredential(client, credential("yamada", "glpat-yamadaPersonalTok04"), signal());
     expect(check).toEqual({ ...base("yamada"), kind: "personal", state: "blocked" });
   });
@@ -142,13 +159,23 @@ describe("bots, service accounts, deploy and job tokens", () => {
   });
 
   test("a service account is kind service_account", async () => {
-    gitlab.state.addUser({ username: "service_account_group_5_c468757e", password: "glpat-serviceAccountTok005", userType: "service_account", expiresAt: "2027-03-31" });
+    gitlab.state.addUser({
+      username: "service_account_group_5_c468757e",
+      password: "glpat-serviceAccountTok005",
+      userType: "service_account",
+      expiresAt: "2027-03-31",
+    });
     const check = await checkCredential(client, credential("service_account_group_5_c468757e", "glpat-serviceAccountTok005"), signal());
     expect(check).toEqual({ ...base("service_account_group_5_c468757e"), kind: "service_account", state: "active", expiresAt: 1806451200 });
   });
 
   test("a deploy token is kind deploy_token with its exact expiry, and state revoked once revoked", async () => {
-    gitlab.state.addUser({ username: "gitlab+deploy-token-7", password: "gldt-deployToken7Secret", expiresAt: "2027-01-15T09:30:00.000Z", actions: ["pull"] });
+    gitlab.state.addUser({
+      username: "gitlab+deploy-token-7",
+      password: "gldt-deployToken7Secret",
+      expiresAt: "2027-01-15T09:30:00.000Z",
+      actions: ["pull"],
+    });
     const before = await checkCredential(client, credential("gitlab+deploy-token-7", "gldt-deployToken7Secret"), signal());
     expect(before).toEqual({ ...base("gitlab+deploy-token-7"), kind: "deploy_token", state: "active", expiresAt: 1800005400 });
     await control("/-/test/users/gitlab+deploy-token-7/revoke");

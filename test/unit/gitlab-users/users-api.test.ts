@@ -26,8 +26,18 @@ beforeAll(async () => {
     identities: [{ provider: "ldapmain", extern_uid: "uid=tanaka,ou=people,dc=example,dc=jp" }],
     lastActivityOn: "2026-11-20",
   });
-  gitlab.state.addUser({ username: "project_42_bot_3f9a1c", password: "glpat-projectBotToken00042", expiresAt: "2027-03-31", actions: ["pull"] });
-  gitlab.state.addUser({ username: "gitlab+deploy-token-7", password: "gldt-deployToken7Secret", expiresAt: "2027-01-15T09:30:00.000Z", actions: ["pull"] });
+  gitlab.state.addUser({
+    username: "project_42_bot_3f9a1c",
+    password: "glpat-projectBotToken00042",
+    expiresAt: "2027-03-31",
+    actions: ["pull"],
+  });
+  gitlab.state.addUser({
+    username: "gitlab+deploy-token-7",
+    password: "gldt-deployToken7Secret",
+    expiresAt: "2027-01-15T09:30:00.000Z",
+    actions: ["pull"],
+  });
 });
 
 afterAll(async () => {
@@ -69,13 +79,21 @@ describe("the fake's Users API", () => {
   });
 
   test("a token that is not an API token is 401 with GitLab's message", async () => {
-    expect(await get("/users?username=tanaka", "glpat-notAnApiToken000000")).toEqual({ status: 401, body: { message: "401 Unauthorized" }, authenticate: null });
+    expect(await get("/users?username=tanaka", "glpat-notAnApiToken000000")).toEqual({
+      status: 401,
+      body: { message: "401 Unauthorized" },
+      authenticate: null,
+    });
   });
 
   test("an API token of a blocked user is 403 with GitLab's account text", async () => {
     gitlab.state.addUser({ username: "blocked-caller", password: "pw-blocked-0001", state: "blocked" });
     const token = gitlab.state.issueApiToken("blocked-caller");
-    expect(await get("/users?username=tanaka", token)).toEqual({ status: 403, body: { message: "403 Forbidden - Your account has been blocked." }, authenticate: null });
+    expect(await get("/users?username=tanaka", token)).toEqual({
+      status: 403,
+      body: { message: "403 Forbidden - Your account has been blocked." },
+      authenticate: null,
+    });
   });
 
   test("/deploy_tokens is 403 for a non-administrator", async () => {
@@ -85,7 +103,15 @@ describe("the fake's Users API", () => {
   test("/deploy_tokens gives an administrator each token's username, datetime expires_at, revoked and expired", async () => {
     const { body } = await get("/deploy_tokens", adminToken);
     expect(body).toEqual([
-      { id: 7, name: "gitlab+deploy-token-7", username: "gitlab+deploy-token-7", expires_at: "2027-01-15T09:30:00.000Z", revoked: false, expired: false, scopes: ["read_registry"] },
+      {
+        id: 7,
+        name: "gitlab+deploy-token-7",
+        username: "gitlab+deploy-token-7",
+        expires_at: "2027-01-15T09:30:00.000Z",
+        revoked: false,
+        expired: false,
+        scopes: ["read_registry"],
+      },
     ]);
   });
 
@@ -114,12 +140,17 @@ describe("the fake's Users API", () => {
     expect(await get("/personal_access_tokens/self", "glpat-revokedBotToken00043")).toEqual({
       status: 401,
       body: { error: "invalid_token", error_description: "Token was revoked. You have to re-authorize from the user." },
-      authenticate: 'Bearer realm="", error="invalid_token", error_description="Token was revoked. You have to re-authorize from the user."',
+      authenticate:
+        'Bearer realm="", error="invalid_token", error_description="Token was revoked. You have to re-authorize from the user."',
     });
   });
 
   test("/personal_access_tokens/self answers a sign-in password with 401 Unauthorized", async () => {
-    expect(await get("/personal_access_tokens/self", "ldap-pw-Tanaka-2026")).toEqual({ status: 401, body: { message: "401 Unauthorized" }, authenticate: null });
+    expect(await get("/personal_access_tokens/self", "ldap-pw-Tanaka-2026")).toEqual({
+      status: 401,
+      body: { message: "401 Unauthorized" },
+      authenticate: null,
+    });
   });
 });
 
@@ -131,7 +162,11 @@ describe("src/gitlab/users.ts", () => {
 
   test("findUser with a non-administrator token reads bot from GET /users/:id", async () => {
     const asUser = new GitlabClient({ url: gitlab.url, token: new Secret(userToken) });
-    expect(await findUser(asUser, "project_42_bot_3f9a1c", signal())).toMatchObject({ username: "project_42_bot_3f9a1c", bot: true, state: "active" });
+    expect(await findUser(asUser, "project_42_bot_3f9a1c", signal())).toMatchObject({
+      username: "project_42_bot_3f9a1c",
+      bot: true,
+      state: "active",
+    });
     expect(await findUser(asUser, "tanaka", signal())).toMatchObject({ username: "tanaka", bot: false });
   });
 

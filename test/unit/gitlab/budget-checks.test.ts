@@ -32,7 +32,11 @@ async function checkRound(requestsPerMinute: number): Promise<{ checks: string[]
     runners: [{ source: "test#runners[0]", name: "r1", dockerConfig, mode: "direct", fresh: false }],
   });
   const checks: string[] = [];
-  const sink = { probe: () => undefined, checks: (_key: unknown, found: CredentialCheck[]) => checks.push(...found.map((c) => `${c.username} ${c.state}`)), cert: () => undefined };
+  const sink = {
+    probe: () => undefined,
+    checks: (_key: unknown, found: CredentialCheck[]) => checks.push(...found.map((c) => `${c.username} ${c.state}`)),
+    cert: () => undefined,
+  };
   const before = gitlab.state.requests.filter((r) => r.path.startsWith("/api/v4/")).length;
   const d = deadline(5000);
   const p = await plan({ config, logger: silentLogger, sink, signal: d.signal, checks: true, harm: new NoHarm(config) });

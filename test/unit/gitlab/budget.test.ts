@@ -70,7 +70,11 @@ describe("the GitLab API budget", () => {
 
   test("owner and token look-ups of ten runners sharing one user cost one request each, counted by route and status", async () => {
     const counted: string[] = [];
-    const budget = new GitlabBudget({ requestsPerMinute: 60, cacheTtlMs: 60_000, onRequest: (endpoint, code) => counted.push(`${endpoint} ${code}`) });
+    const budget = new GitlabBudget({
+      requestsPerMinute: 60,
+      cacheTtlMs: 60_000,
+      onRequest: (endpoint, code) => counted.push(`${endpoint} ${code}`),
+    });
     const client = new GitlabClient({ url: gitlab.url, token: new Secret(adminToken), budget });
     const since = Date.now();
     for (let i = 0; i < 10; i++) {

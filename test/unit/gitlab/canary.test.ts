@@ -41,10 +41,19 @@ function pipelinesOf(path: string) {
 
 describe("gitlab canary", () => {
   test("a pipeline whose jobs all succeed reports success with each job's runner, queue time, duration and status", async () => {
-    ci.addProject({ path: "ci/canary-ok", jobs: [{ name: "canary-a", tags: ["ok-a"] }, { name: "canary-b", tags: ["ok-b"] }] });
+    ci.addProject({
+      path: "ci/canary-ok",
+      jobs: [
+        { name: "canary-a", tags: ["ok-a"] },
+        { name: "canary-b", tags: ["ok-b"] },
+      ],
+    });
     ci.addRunner({ description: "runner-a", tags: ["ok-a"], behaviour: { kind: "succeed", pickupMs: 300, runMs: 200 } });
     ci.addRunner({ description: "runner-b", tags: ["ok-b"], behaviour: { kind: "succeed", pickupMs: 100, runMs: 400 } });
-    const { ctx, logLines } = canaryContext(fake.url, "ci/canary-ok", { token: new Secret(token), variables: { CANARY_IMAGE: "ci/canary:latest" } });
+    const { ctx, logLines } = canaryContext(fake.url, "ci/canary-ok", {
+      token: new Secret(token),
+      variables: { CANARY_IMAGE: "ci/canary:latest" },
+    });
 
     const result = await gitlabCanary(ctx);
 
@@ -66,7 +75,9 @@ describe("gitlab canary", () => {
       { key: "CANARY_IMAGE", value: "ci/canary:latest", variable_type: "env_var" },
       { key: "CI_PROBER_CANARY", value: "1", variable_type: "env_var" },
     ]);
-    expectLogLine(result.log, { endsWith: `created pipeline ${pipeline.id} on ci/canary-ok@main (created) ${fake.url}/ci/canary-ok/-/pipelines/${pipeline.id}` });
+    expectLogLine(result.log, {
+      endsWith: `created pipeline ${pipeline.id} on ci/canary-ok@main (created) ${fake.url}/ci/canary-ok/-/pipelines/${pipeline.id}`,
+    });
     expectNoSecret(result, logLines, token);
   });
 
@@ -75,11 +86,15 @@ describe("gitlab canary", () => {
     const daemon = `Error response from daemon: Head "http://127.0.0.1:5999/v2/ci/canary/manifests/latest": unauthorized: HTTP Basic: Access denied`;
     const trace =
       "\x1b[0KRunning with gitlab-runner 17.5.0 (66a723c3)\x1b[0;m\n" +
-      "\x1b[0Ksection_start:1732700000:prepare_executor\r\x1b[0K\x1b[0K\x1b[36;1mPreparing the \"docker\" executor\x1b[0;m\n" +
+      '\x1b[0Ksection_start:1732700000:prepare_executor\r\x1b[0K\x1b[0K\x1b[36;1mPreparing the "docker" executor\x1b[0;m\n' +
       `\x1b[0KPulling docker image ${image} ...\x1b[0;m\n` +
       pullFailureLines(image, daemon);
     ci.addProject({ path: "ci/canary-fail", jobs: [{ name: "canary-blocked", tags: ["fail-a"] }] });
-    ci.addRunner({ description: "runner-blocked", tags: ["fail-a"], behaviour: { kind: "fail", failureReason: "runner_system_failure", trace, pickupMs: 50, runMs: 100 } });
+    ci.addRunner({
+      description: "runner-blocked",
+      tags: ["fail-a"],
+      behaviour: { kind: "fail", failureReason: "runner_system_failure", trace, pickupMs: 50, runMs: 100 },
+    });
     const { ctx, logLines } = canaryContext(fake.url, "ci/canary-fail", { token: new Secret(token) });
 
     const result = await gitlabCanary(ctx);
@@ -92,11 +107,29 @@ describe("gitlab canary", () => {
     expect(result.reason).toBe("pipeline_failed");
     expect(result.error).toBe(`pipeline ${pipeline.id} failed: job canary-blocked on runner-blocked: runner_system_failure: ${errorLine}`);
     expect(result.jobs).toEqual([
-      { id: job.id, name: "canary-blocked", status: "failed", runner: "runner-blocked", failureReason: "runner_system_failure", errorLine, ...fakeTiming(job) },
+      {
+        id: job.id,
+        name: "canary-blocked",
+        status: "failed",
+        runner: "runner-blocked",
+        failureReason: "runner_system_failure",
+        errorLine,
+        ...fakeTiming(job),
+      },
     ]);
-    expectLogLine(result.log, { includes: `job ${job.id} canary-blocked on runner-blocked: failed (runner_system_failure)`, endsWith: errorLine });
+    expectLogLine(result.log, {
+      includes: `job ${job.id} canary-blocked on runner-blocked: failed (runner_system_failure)`,
+      endsWith: errorLine,
+    });
     const warn = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "gitlab canary job failed");
-    expect(warn).toMatchObject({ level: "warn", project: "ci/canary-fail", job: job.id, runner: "runner-blocked", failureReason: "runner_system_failure", errorLine });
+    expect(warn).toMatchObject({
+      level: "warn",
+      project: "ci/canary-fail",
+      job: job.id,
+      runner: "runner-blocked",
+      failureReason: "runner_system_failure",
+      errorLine,
+    });
     expectNoSecret(result, logLines, token);
   });
 
@@ -113,11 +146,22 @@ describe("gitlab canary", () => {
     if (!pipeline || !job) throw new Error("no pipeline was created");
     expect(result.reason).toBe("pipeline_timeout");
     expect(result.error).toBe(`pipeline ${pipeline.id} did not finish within 1s500ms; no runner picked up canary-nobody; canceled`);
-    expect(ci.requests.filter((r) => r.method === "POST" && r.path === `/api/v4/projects/ci%2Fcanary-stuck/pipelines/${pipeline.id}/cancel`).map((r) => r.status)).toEqual([200]);
+    expect(
+      ci.requests
+        .filter((r) => r.method === "POST" && r.path === `/api/v4/projects/ci%2Fcanary-stuck/pipelines/${pipeline.id}/cancel`)
+        .map((r) => r.status),
+    ).toEqual([200]);
     expect(pipeline.status).toBe("canceled");
     expect(job.status).toBe("canceled");
     expect(result.jobs).toHaveLength(1);
-    expect(result.jobs?.[0]).toMatchObject({ id: job.id, name: "canary-nobody", status: "pending", runner: null, durationSeconds: null, failureReason: null });
+    expect(result.jobs?.[0]).toMatchObject({
+      id: job.id,
+      name: "canary-nobody",
+      status: "pending",
+      runner: null,
+      durationSeconds: null,
+      failureReason: null,
+    });
     // It waited from shortly after creation until the timeout: most of the 1.5 s, never more than the run took.
     expect(result.jobs?.[0]?.queuedSeconds).toBeGreaterThanOrEqual(1.0);
     expect(result.jobs?.[0]?.queuedSeconds).toBeLessThanOrEqual(elapsed / 1000);
@@ -130,16 +174,26 @@ describe("gitlab canary", () => {
   test("a timed-out pipeline the token may not cancel (403) is still reported as pipeline_timeout, saying the cancel failed", async () => {
     fake.state.addUser({ username: "reporter-stuck" });
     const reporterToken = fake.state.issueApiToken("reporter-stuck");
-    const project = ci.addProject({ path: "ci/canary-stuck-403", jobs: [{ name: "canary-nobody", tags: ["no-runner-has-this-tag"] }], members: { "reporter-stuck": "reporter" } });
+    const project = ci.addProject({
+      path: "ci/canary-stuck-403",
+      jobs: [{ name: "canary-nobody", tags: ["no-runner-has-this-tag"] }],
+      members: { "reporter-stuck": "reporter" },
+    });
     const triggerToken = ci.addTriggerToken(project);
-    const { ctx } = canaryContext(fake.url, "ci/canary-stuck-403", { token: new Secret(reporterToken), triggerToken: new Secret(triggerToken), timeoutMs: 500 });
+    const { ctx } = canaryContext(fake.url, "ci/canary-stuck-403", {
+      token: new Secret(reporterToken),
+      triggerToken: new Secret(triggerToken),
+      timeoutMs: 500,
+    });
 
     const result = await gitlabCanary(ctx);
 
     const [pipeline] = pipelinesOf("ci/canary-stuck-403");
     expect(result.reason).toBe("pipeline_timeout");
     expect(result.error).toBe(`pipeline ${pipeline?.id} did not finish within 500ms; no runner picked up canary-nobody; cancel failed`);
-    expectLogLine(result.log, { endsWith: `pipeline ${pipeline?.id}: cancel failed: POST /api/v4/projects/ci%2Fcanary-stuck-403/pipelines/${pipeline?.id}/cancel: HTTP 403: 403 Forbidden` });
+    expectLogLine(result.log, {
+      endsWith: `pipeline ${pipeline?.id}: cancel failed: POST /api/v4/projects/ci%2Fcanary-stuck-403/pipelines/${pipeline?.id}/cancel: HTTP 403: 403 Forbidden`,
+    });
     expect(pipeline?.status).toBe("pending");
   });
 
@@ -189,8 +243,14 @@ describe("gitlab canary", () => {
     const result = await fresh.gitlabCanary(ctx);
 
     expect(result.success).toBe(true);
-    expect(pipelinesOf("ci/canary-restart").map((p) => p.id).sort()).toEqual([left.id, push.id].sort());
-    expect(ci.requests.filter((r) => r.method === "POST" && r.path.startsWith("/api/v4/projects/ci%2Fcanary-restart/pipeline"))).toEqual([]);
+    expect(
+      pipelinesOf("ci/canary-restart")
+        .map((p) => p.id)
+        .sort(),
+    ).toEqual([left.id, push.id].sort());
+    expect(ci.requests.filter((r) => r.method === "POST" && r.path.startsWith("/api/v4/projects/ci%2Fcanary-restart/pipeline"))).toEqual(
+      [],
+    );
     expect(result.jobs?.map((j) => j.id)).toEqual([ci.pipelines.get(left.id)?.jobs[0]?.id]);
     expectLogLine(result.log, { includes: `adopted canary pipeline ${left.id} left by an earlier run` });
     expectNoSecret(result, logLines, token);
@@ -199,11 +259,18 @@ describe("gitlab canary", () => {
   test("with a Reporter token that may not read variables, a leftover triggered pipeline is adopted by its source", async () => {
     fake.state.addUser({ username: "reporter-follow" });
     const reporterToken = fake.state.issueApiToken("reporter-follow");
-    const project = ci.addProject({ path: "ci/canary-reporter", jobs: [{ name: "canary", tags: ["reporter-a"] }], members: { "reporter-follow": "reporter" } });
+    const project = ci.addProject({
+      path: "ci/canary-reporter",
+      jobs: [{ name: "canary", tags: ["reporter-a"] }],
+      members: { "reporter-follow": "reporter" },
+    });
     const triggerToken = ci.addTriggerToken(project);
     ci.addRunner({ description: "runner-reporter", tags: ["reporter-a"], behaviour: { kind: "succeed", pickupMs: 1500, runMs: 100 } });
     const left = ci.createPipeline(project, "main", "trigger", [{ key: "CI_PROBER_CANARY", value: "1", variable_type: "env_var" }], null);
-    const { ctx, logLines } = canaryContext(fake.url, "ci/canary-reporter", { token: new Secret(reporterToken), triggerToken: new Secret(triggerToken) });
+    const { ctx, logLines } = canaryContext(fake.url, "ci/canary-reporter", {
+      token: new Secret(reporterToken),
+      triggerToken: new Secret(triggerToken),
+    });
 
     const result = await gitlabCanary(ctx);
 
@@ -222,7 +289,8 @@ describe("gitlab canary", () => {
     // Every status query finds the pipeline one step further on than the one before it, as on a busy GitLab.
     const next: Record<string, FakePipeline["status"]> = { created: "pending", pending: "running" };
     ci.onApiRequest = (method, url) => {
-      if (method === "GET" && url.pathname.endsWith("/pipelines") && url.searchParams.has("status")) left.status = next[left.status] ?? left.status;
+      if (method === "GET" && url.pathname.endsWith("/pipelines") && url.searchParams.has("status"))
+        left.status = next[left.status] ?? left.status;
     };
     const { ctx } = canaryContext(fake.url, "ci/canary-moving", { token: new Secret(token), timeoutMs: 1000 });
 
@@ -232,13 +300,19 @@ describe("gitlab canary", () => {
 
     expect(left.status).toBe("canceled");
     expect(pipelinesOf("ci/canary-moving").map((p) => p.id)).toEqual([left.id]);
-    expectLogLine(result.log, { endsWith: `adopted canary pipeline ${left.id} left by an earlier run (running) ${fake.url}/ci/canary-moving/-/pipelines/${left.id}` });
+    expectLogLine(result.log, {
+      endsWith: `adopted canary pipeline ${left.id} left by an earlier run (running) ${fake.url}/ci/canary-moving/-/pipelines/${left.id}`,
+    });
     expect(result.reason).toBe("pipeline_timeout");
   });
 
   test("a canary pipeline older than the timeout, left by an earlier run, is cancelled and a new one started", async () => {
     const project = ci.addProject({ path: "ci/canary-stale", jobs: [{ name: "canary", tags: ["stale-a"] }] });
-    const runner = ci.addRunner({ description: "runner-stale", tags: ["stale-a"], behaviour: { kind: "succeed", pickupMs: 50, runMs: 50 } });
+    const runner = ci.addRunner({
+      description: "runner-stale",
+      tags: ["stale-a"],
+      behaviour: { kind: "succeed", pickupMs: 50, runMs: 50 },
+    });
     // While the runner is paused the earlier pipeline's job finds no runner and stays pending.
     runner.paused = true;
     const stale = ci.createPipeline(project, "main", "api", [{ key: "CI_PROBER_CANARY", value: "1", variable_type: "env_var" }], null);
@@ -273,7 +347,10 @@ describe("gitlab canary", () => {
     const project = ci.addProject({ path: "ci/canary-trigger", jobs: [{ name: "canary", tags: ["trigger-a"] }] });
     const triggerToken = ci.addTriggerToken(project);
     ci.addRunner({ description: "runner-trigger", tags: ["trigger-a"], behaviour: { kind: "succeed", pickupMs: 50, runMs: 50 } });
-    const { ctx, logLines } = canaryContext(fake.url, "ci/canary-trigger", { token: new Secret(token), triggerToken: new Secret(triggerToken) });
+    const { ctx, logLines } = canaryContext(fake.url, "ci/canary-trigger", {
+      token: new Secret(token),
+      triggerToken: new Secret(triggerToken),
+    });
 
     const result = await gitlabCanary(ctx);
 

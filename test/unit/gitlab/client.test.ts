@@ -60,7 +60,13 @@ describe("GitlabClient", () => {
     expect(list).toEqual([]);
     expect(statusesSince(from)).toEqual([429, 200]);
     const retry = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "gitlab request retried");
-    expect(retry).toMatchObject({ level: "warn", endpoint: "GET /api/v4/projects/ci%2Fclient/pipelines", status: 429, waitMs: 1000, attempt: 1 });
+    expect(retry).toMatchObject({
+      level: "warn",
+      endpoint: "GET /api/v4/projects/ci%2Fclient/pipelines",
+      status: 429,
+      waitMs: 1000,
+      attempt: 1,
+    });
   });
 
   test("a 429 without Retry-After waits until RateLimit-Reset", async () => {
@@ -87,7 +93,9 @@ describe("GitlabClient", () => {
     const from = ci.requests.length;
     ci.limitNext({ remaining: 1, retryAfterSeconds: 30 });
     const t0 = performance.now();
-    const err = await failure(client().request("GET", PATH, { signal: AbortSignal.timeout(60_000), deadline: Date.now() + 2000, schema: pipelineListSchema }));
+    const err = await failure(
+      client().request("GET", PATH, { signal: AbortSignal.timeout(60_000), deadline: Date.now() + 2000, schema: pipelineListSchema }),
+    );
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(err).toBeInstanceOf(HttpStatusError);
     expect(classify(err)).toBe("rate_limited");
@@ -109,7 +117,9 @@ describe("GitlabClient", () => {
   test("a 429 that persists past the retry budget is reported as rate_limited", async () => {
     const from = ci.requests.length;
     ci.limitNext({ remaining: 10, retryAfterSeconds: 0 });
-    const err = await failure(client([], { maxRetries: 2 }).request("GET", PATH, { signal: AbortSignal.timeout(10_000), schema: pipelineListSchema }));
+    const err = await failure(
+      client([], { maxRetries: 2 }).request("GET", PATH, { signal: AbortSignal.timeout(10_000), schema: pipelineListSchema }),
+    );
     expect(classify(err)).toBe("rate_limited");
     expect(statusesSince(from)).toEqual([429, 429, 429]);
     ci.limitNext({ remaining: 0 });
@@ -124,7 +134,11 @@ describe("GitlabClient", () => {
     from = ci.requests.length;
     ci.limitNext({ remaining: 1, status: 500 });
     const err = await failure(
-      client([], { backoffMs: 10 }).request("POST", "/projects/ci%2Fclient/pipeline", { signal: AbortSignal.timeout(10_000), schema: z.unknown(), json: { ref: "main" } }),
+      client([], { backoffMs: 10 }).request("POST", "/projects/ci%2Fclient/pipeline", {
+        signal: AbortSignal.timeout(10_000),
+        schema: z.unknown(),
+        json: { ref: "main" },
+      }),
     );
     expect(classify(err)).toBe("server_error");
     expect(oneLine(err)).toBe("POST /api/v4/projects/ci%2Fclient/pipeline: HTTP 500: 500 Internal Server Error");
@@ -133,7 +147,9 @@ describe("GitlabClient", () => {
 
   test("401 and 403 keep GitLab's message and classify as unauthorized / forbidden; the token shows nowhere", async () => {
     const logLines: string[] = [];
-    const noToken = await failure(client(logLines).request("GET", PATH, { signal: AbortSignal.timeout(5000), schema: pipelineListSchema, token: null }));
+    const noToken = await failure(
+      client(logLines).request("GET", PATH, { signal: AbortSignal.timeout(5000), schema: pipelineListSchema, token: null }),
+    );
     expect(classify(noToken)).toBe("unauthorized");
     expect(oneLine(noToken)).toBe("GET /api/v4/projects/ci%2Fclient/pipelines: HTTP 401: 401 Unauthorized");
 
@@ -141,7 +157,12 @@ describe("GitlabClient", () => {
     const guest = fake.state.issueApiToken("guest-user");
     ci.addProject({ path: "ci/guarded", jobs: [], members: { "guest-user": "guest" } });
     const forbidden = await failure(
-      client(logLines).request("POST", "/projects/ci%2Fguarded/pipeline", { signal: AbortSignal.timeout(5000), schema: z.unknown(), json: { ref: "main" }, token: new Secret(guest) }),
+      client(logLines).request("POST", "/projects/ci%2Fguarded/pipeline", {
+        signal: AbortSignal.timeout(5000),
+        schema: z.unknown(),
+        json: { ref: "main" },
+        token: new Secret(guest),
+      }),
     );
     expect(classify(forbidden)).toBe("forbidden");
     expect(oneLine(forbidden)).toBe("POST /api/v4/projects/ci%2Fguarded/pipeline: HTTP 403: 403 Forbidden");
@@ -153,7 +174,9 @@ describe("GitlabClient", () => {
   test("a body that does not match its schema is bad_response naming the field", async () => {
     const err = await failure(client().request("GET", PATH, { signal: AbortSignal.timeout(5000), schema: z.object({ id: z.number() }) }));
     expect(classify(err)).toBe("bad_response");
-    expect(oneLine(err)).toBe("GET /api/v4/projects/ci%2Fclient/pipelines: unexpected response at (top level): Invalid input: expected object, received array");
+    expect(oneLine(err)).toBe(
+      "GET /api/v4/projects/ci%2Fclient/pipelines: unexpected response at (top level): Invalid input: expected object, received array",
+    );
   });
 
   test("a redirected GET (a trace in object storage) is followed once, without the token on another origin", async () => {
@@ -212,7 +235,9 @@ describe("bounded answers", () => {
     try {
       const trace = await client.request("GET", "/projects/1/jobs/2/trace", { signal: AbortSignal.timeout(10_000), expect: "text" });
       expect(trace.length).toBe(MAX_BODY_BYTES);
-      await expect(client.request("GET", "/projects/1", { signal: AbortSignal.timeout(10_000), schema: z.unknown() })).rejects.toMatchObject({
+      await expect(
+        client.request("GET", "/projects/1", { signal: AbortSignal.timeout(10_000), schema: z.unknown() }),
+      ).rejects.toMatchObject({
         reason: "bad_response",
         message: `GET /api/v4/projects/1: answer larger than ${MAX_BODY_BYTES} bytes`,
       });

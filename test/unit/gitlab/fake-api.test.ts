@@ -14,9 +14,25 @@ beforeAll(async () => {
   ci = ciState(fake.state);
   fake.state.addUser({ username: "api-reader" });
   token = fake.state.issueApiToken("api-reader");
-  ci.addProject({ path: "ci/fields", jobs: [{ name: "ok", tags: ["fields-ok"] }, { name: "broken", tags: ["fields-bad"] }] });
+  ci.addProject({
+    path: "ci/fields",
+    jobs: [
+      { name: "ok", tags: ["fields-ok"] },
+      { name: "broken", tags: ["fields-bad"] },
+    ],
+  });
   ci.addRunner({ description: "fields-runner", tags: ["fields-ok"], behaviour: { kind: "succeed", pickupMs: 10, runMs: 30 } });
-  ci.addRunner({ description: "fields-bad-runner", tags: ["fields-bad"], behaviour: { kind: "fail", failureReason: "script_failure", trace: "\x1b[31;1mERROR: Job failed: exit code 1\x1b[0;m\n", pickupMs: 10, runMs: 30 } });
+  ci.addRunner({
+    description: "fields-bad-runner",
+    tags: ["fields-bad"],
+    behaviour: {
+      kind: "fail",
+      failureReason: "script_failure",
+      trace: "\x1b[31;1mERROR: Job failed: exit code 1\x1b[0;m\n",
+      pickupMs: 10,
+      runMs: 30,
+    },
+  });
 });
 
 afterAll(async () => {
@@ -33,7 +49,17 @@ function api(path: string, init: RequestInit = {}, auth = true) {
 const PIPELINE_BASIC = ["created_at", "id", "iid", "name", "project_id", "ref", "sha", "source", "status", "updated_at", "web_url"];
 const PIPELINE_DETAIL = [
   ...PIPELINE_BASIC,
-  "before_sha", "committed_at", "coverage", "detailed_status", "duration", "finished_at", "queued_duration", "started_at", "tag", "user", "yaml_errors",
+  "before_sha",
+  "committed_at",
+  "coverage",
+  "detailed_status",
+  "duration",
+  "finished_at",
+  "queued_duration",
+  "started_at",
+  "tag",
+  "user",
+  "yaml_errors",
 ].sort();
 const RUNNER = ["active", "description", "id", "ip_address", "is_shared", "name", "online", "paused", "runner_type", "status"];
 
@@ -48,7 +74,11 @@ async function waitFor(id: number, status: string) {
 
 describe("fake GitLab API v4", () => {
   test("pipelines go created → pending → running → failed, with the documented pipeline and job entities", async () => {
-    const created = await api("/projects/ci%2Ffields/pipeline", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ref: "main" }) });
+    const created = await api("/projects/ci%2Ffields/pipeline", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ref: "main" }),
+    });
     expect(created.status).toBe(201);
     const p = (await created.json()) as Record<string, unknown>;
     expect(Object.keys(p).sort()).toEqual(PIPELINE_DETAIL);
@@ -72,7 +102,23 @@ describe("fake GitLab API v4", () => {
     expect(broken).toMatchObject({ status: "failed", failure_reason: "script_failure", stage: "test" });
     expect(ok).toMatchObject({ status: "success", stage: "test" });
     expect("failure_reason" in (ok ?? {})).toBe(false);
-    for (const key of ["id", "name", "stage", "status", "created_at", "started_at", "finished_at", "duration", "queued_duration", "runner", "pipeline", "web_url", "commit", "user", "tag_list"]) {
+    for (const key of [
+      "id",
+      "name",
+      "stage",
+      "status",
+      "created_at",
+      "started_at",
+      "finished_at",
+      "duration",
+      "queued_duration",
+      "runner",
+      "pipeline",
+      "web_url",
+      "commit",
+      "user",
+      "tag_list",
+    ]) {
       expect(Object.keys(ok ?? {})).toContain(key);
     }
     expect(Object.keys((ok?.runner ?? {}) as object).sort()).toEqual(RUNNER);
@@ -92,7 +138,10 @@ describe("fake GitLab API v4", () => {
     const [job] = (await (await api(`/projects/${project.id}/pipelines/${pipeline.id}/jobs`)).json()) as Record<string, unknown>[];
     expect(job).toMatchObject({ status: "pending", runner: null, started_at: null, duration: null });
     expect(Number(job?.queued_duration)).toBeGreaterThanOrEqual(0.25);
-    const canceled = (await (await api(`/projects/${project.id}/pipelines/${pipeline.id}/cancel`, { method: "POST" })).json()) as Record<string, unknown>;
+    const canceled = (await (await api(`/projects/${project.id}/pipelines/${pipeline.id}/cancel`, { method: "POST" })).json()) as Record<
+      string,
+      unknown
+    >;
     expect(canceled.status).toBe("canceled");
   });
 
@@ -124,7 +173,11 @@ describe("fake GitLab API v4", () => {
     const p = (await ok.json()) as { id: number; source: string };
     expect(p.source).toBe("trigger");
     expect(ci.pipelines.get(p.id)?.variables).toEqual([{ key: "CI_PROBER_CANARY", value: "1", variable_type: "env_var" }]);
-    const wrong = await api(`/projects/ci%2Ffields-trigger/trigger/pipeline`, { method: "POST", body: new URLSearchParams({ token: "glptt-wrong", ref: "main" }) }, false);
+    const wrong = await api(
+      `/projects/ci%2Ffields-trigger/trigger/pipeline`,
+      { method: "POST", body: new URLSearchParams({ token: "glptt-wrong", ref: "main" }) },
+      false,
+    );
     expect(wrong.status).toBe(404);
     expect(await wrong.json()).toEqual({ message: "404 Not Found" });
   });

@@ -12,7 +12,16 @@ const LOGIN = taskKey("login", "r1", "registry.example.jp");
 const PULL = taskKey("pull", "r1", "img");
 
 function result(success: boolean, startedAt: number): ProbeResult {
-  return { probe: "login", runner: "r1", target: "registry.example.jp", success, ...(success ? {} : { reason: "unauthorized" as const }), durationSeconds: 0.1, startedAt, log: [] };
+  return {
+    probe: "login",
+    runner: "r1",
+    target: "registry.example.jp",
+    success,
+    ...(success ? {} : { reason: "unauthorized" as const }),
+    durationSeconds: 0.1,
+    startedAt,
+    log: [],
+  };
 }
 
 interface Probe {
@@ -41,7 +50,10 @@ describe("/status knows since when a probe fails, beyond its ten-result history"
     store.retain(new KeySet());
     expect((store.toJSON() as { probes: Probe[] }).probes).toEqual([]);
     store.record(PULL, result(false, Date.UTC(2026, 11, 1, 3, 5, 0)));
-    expect((store.toJSON() as { probes: Probe[] }).probes[0]).toMatchObject({ failing_since: "2026-12-01T03:05:00.000Z", last_success: null });
+    expect((store.toJSON() as { probes: Probe[] }).probes[0]).toMatchObject({
+      failing_since: "2026-12-01T03:05:00.000Z",
+      last_success: null,
+    });
   });
 });
 
@@ -58,6 +70,11 @@ describe("the page's words and links", () => {
 
   test("times are UTC to the second and durations read as an engineer says them", () => {
     expect(time("2026-12-01T02:14:07.123Z")).toBe("2026-12-01 02:14:07 UTC");
-    expect([duration(45_000), duration(252_000), duration(3 * 3600_000 + 5 * 60_000), duration(2 * 86_400_000 + 4 * 3600_000)]).toEqual(["45s", "4m 12s", "3h 5m", "2d 4h"]);
+    expect([duration(45_000), duration(252_000), duration(3 * 3600_000 + 5 * 60_000), duration(2 * 86_400_000 + 4 * 3600_000)]).toEqual([
+      "45s",
+      "4m 12s",
+      "3h 5m",
+      "2d 4h",
+    ]);
   });
 });

@@ -7,17 +7,38 @@ import type { Runner } from "../../../src/types.js";
 /** A store of `n` runners, each with a login and a pull result; every third login failed. */
 function store(n: number): StatusStore {
   const s = new StatusStore();
-  const runners: Runner[] = Array.from({ length: n }, (_, i) => ({ name: `r${i}`, mode: "direct", source: `config.toml#runners[${i}]`, dockerHost: "unix:///x.sock", images: [] }));
+  const runners: Runner[] = Array.from({ length: n }, (_, i) => ({
+    name: `r${i}`,
+    mode: "direct",
+    source: `config.toml#runners[${i}]`,
+    dockerHost: "unix:///x.sock",
+    images: [],
+  }));
   s.setRunners(runners, new Map());
   for (let i = 0; i < n; i++) {
     for (const probe of ["login", "pull"] as const) {
       const failed = probe === "login" && i % 3 === 0;
       s.record(taskKey(probe, `r${i}`, "reg"), {
-        probe, runner: `r${i}`, target: "reg", success: !failed, ...(failed ? { reason: "unauthorized" as const } : {}), durationSeconds: 0.1, startedAt: 0, log: [],
+        probe,
+        runner: `r${i}`,
+        target: "reg",
+        success: !failed,
+        ...(failed ? { reason: "unauthorized" as const } : {}),
+        durationSeconds: 0.1,
+        startedAt: 0,
+        log: [],
       });
     }
   }
-  s.record(taskKey("gitlab_canary", "gitlab", "ci/canary"), { probe: "canary", runner: "gitlab", target: "ci/canary", success: true, durationSeconds: 1, startedAt: 0, log: [] });
+  s.record(taskKey("gitlab_canary", "gitlab", "ci/canary"), {
+    probe: "canary",
+    runner: "gitlab",
+    target: "ci/canary",
+    success: true,
+    durationSeconds: 1,
+    startedAt: 0,
+    log: [],
+  });
   return s;
 }
 
@@ -61,8 +82,12 @@ describe("/status for many runners", () => {
   });
 
   test("a limit or offset that is not a whole number in range is a one-line error naming /status and the parameter", () => {
-    expect(parseStatusQuery(new URLSearchParams("limit=0"))).toEqual({ error: '/status: limit: expected an integer from 1 to 1000, got "0"' });
-    expect(parseStatusQuery(new URLSearchParams("limit=5000"))).toEqual({ error: '/status: limit: expected an integer from 1 to 1000, got "5000"' });
+    expect(parseStatusQuery(new URLSearchParams("limit=0"))).toEqual({
+      error: '/status: limit: expected an integer from 1 to 1000, got "0"',
+    });
+    expect(parseStatusQuery(new URLSearchParams("limit=5000"))).toEqual({
+      error: '/status: limit: expected an integer from 1 to 1000, got "5000"',
+    });
     expect(parseStatusQuery(new URLSearchParams("offset=-1"))).toEqual({ error: '/status: offset: expected an integer from 0, got "-1"' });
   });
 });

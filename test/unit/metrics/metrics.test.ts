@@ -6,7 +6,16 @@ import type { ProbeResult } from "../../../src/types.js";
 import { assertOneInUse, parseMetrics, select } from "../../helpers/metrics.js";
 
 function result(over: Partial<ProbeResult>): ProbeResult {
-  return { probe: "login", runner: "r1", target: "registry.example.jp", success: true, durationSeconds: 0.2, startedAt: 1_800_000_000_000, log: [], ...over };
+  return {
+    probe: "login",
+    runner: "r1",
+    target: "registry.example.jp",
+    success: true,
+    durationSeconds: 0.2,
+    startedAt: 1_800_000_000_000,
+    log: [],
+    ...over,
+  };
 }
 
 async function samples(m: Metrics) {
@@ -18,7 +27,9 @@ describe("Metrics", () => {
     const m = new Metrics();
     loginSeries(m, taskKey("login", "r1", "registry.example.jp"), result({ success: false, reason: "unauthorized" }));
     const s = await samples(m);
-    expect(select(s, "ci_prober_login_success").map((x) => [x.labels, x.value])).toEqual([[{ runner: "r1", registry: "registry.example.jp" }, 0]]);
+    expect(select(s, "ci_prober_login_success").map((x) => [x.labels, x.value])).toEqual([
+      [{ runner: "r1", registry: "registry.example.jp" }, 0],
+    ]);
     expect(select(s, "ci_prober_probe_failures_total").map((x) => [x.labels, x.value])).toEqual([
       [{ probe: "login", runner: "r1", target: "registry.example.jp", reason: "unauthorized" }, 1],
     ]);
@@ -34,12 +45,18 @@ describe("Metrics", () => {
     m.drop(taskKey("pull", "r1", image));
     const s = await samples(m);
     expect(s.filter((x) => x.labels.runner === "r1")).toEqual([]);
-    expect(select(s, "ci_prober_pull_bytes").map((x) => [x.labels, x.value])).toEqual([[{ runner: "r2", image: "registry.example.jp/ci/a:1", pull: "full" }, 42]]);
+    expect(select(s, "ci_prober_pull_bytes").map((x) => [x.labels, x.value])).toEqual([
+      [{ runner: "r2", image: "registry.example.jp/ci/a:1", pull: "full" }, 42],
+    ]);
   });
 
   test("a GitLab canary that could not create its pipeline reads 0 under runner none with its reason, counted once", async () => {
     const m = new Metrics();
-    gitlabCanarySeries(m, taskKey("gitlab_canary", "gitlab", "ci/canary"), result({ probe: "canary", runner: "gitlab", target: "ci/canary", success: false, reason: "unauthorized" }));
+    gitlabCanarySeries(
+      m,
+      taskKey("gitlab_canary", "gitlab", "ci/canary"),
+      result({ probe: "canary", runner: "gitlab", target: "ci/canary", success: false, reason: "unauthorized" }),
+    );
     const s = await samples(m);
     expect(select(s, "ci_prober_canary_success").map((x) => [x.labels, x.value])).toEqual([[{ runner: "none", canary: "ci/canary" }, 0]]);
     expect(select(s, "ci_prober_probe_failures_total").map((x) => [x.labels, x.value])).toEqual([
@@ -49,13 +66,33 @@ describe("Metrics", () => {
 
   test("setCredentials replaces a runner's credential_info series; owner facts carry state and expiry", async () => {
     const m = new Metrics();
-    const cred = { runner: "r1", registry: "registry.example.jp", username: "t.yamada", secretType: "password" as const, kind: "personal" as const, source: "/home/gitlab-runner/.docker/config.json#auths[\"registry.example.jp\"]" };
+    const cred = {
+      runner: "r1",
+      registry: "registry.example.jp",
+      username: "t.yamada",
+      secretType: "password" as const,
+      kind: "personal" as const,
+      source: '/home/gitlab-runner/.docker/config.json#auths["registry.example.jp"]',
+    };
     m.setCredentials("r1", [cred]);
     m.setCredentials("r1", [{ ...cred, username: "gitlab+deploy-token-3", kind: "deploy_token" }]);
-    m.setOwnerFacts(taskKey("credential_check", "r1", "registry.example.jp"), { runner: "r1", registry: "registry.example.jp", username: "gitlab+deploy-token-3", state: "active", expiresAt: 1_900_000_000 });
+    m.setOwnerFacts(taskKey("credential_check", "r1", "registry.example.jp"), {
+      runner: "r1",
+      registry: "registry.example.jp",
+      username: "gitlab+deploy-token-3",
+      state: "active",
+      expiresAt: 1_900_000_000,
+    });
     const s = await samples(m);
     expect(select(s, "ci_prober_credential_info").map((x) => x.labels)).toEqual([
-      { runner: "r1", registry: "registry.example.jp", source: cred.source, username: "gitlab+deploy-token-3", kind: "deploy_token", in_use: "false" },
+      {
+        runner: "r1",
+        registry: "registry.example.jp",
+        source: cred.source,
+        username: "gitlab+deploy-token-3",
+        kind: "deploy_token",
+        in_use: "false",
+      },
     ]);
     expect(select(s, "ci_prober_credential_owner_state").map((x) => x.labels.state)).toEqual(["active"]);
     expect(select(s, "ci_prober_credential_expiry_timestamp_seconds").map((x) => x.value)).toEqual([1_900_000_000]);
@@ -64,9 +101,29 @@ describe("Metrics", () => {
   test("credential_info labels a path key with its path, in_use true or false, and a winner at GitLab's registry shadows the job token", async () => {
     const m = new Metrics();
     const base = { runner: "r1", username: "u", secretType: "password" as const, kind: "unknown" as const };
-    const host = { ...base, registry: "registry.example.jp", path: "registry.example.jp", source: "F#auths[\"registry.example.jp\"]", inUse: true };
-    const team = { ...base, registry: "registry.example.jp", path: "registry.example.jp/team-a", source: "F#auths[\"registry.example.jp/team-a\"]", inUse: true };
-    const job = { ...base, username: "gitlab-ci-token", kind: "job_token" as const, registry: "registry.example.jp", path: "registry.example.jp", source: "CI_JOB_TOKEN#registry[\"registry.example.jp\"]", inUse: false };
+    const host = {
+      ...base,
+      registry: "registry.example.jp",
+      path: "registry.example.jp",
+      source: 'F#auths["registry.example.jp"]',
+      inUse: true,
+    };
+    const team = {
+      ...base,
+      registry: "registry.example.jp",
+      path: "registry.example.jp/team-a",
+      source: 'F#auths["registry.example.jp/team-a"]',
+      inUse: true,
+    };
+    const job = {
+      ...base,
+      username: "gitlab-ci-token",
+      kind: "job_token" as const,
+      registry: "registry.example.jp",
+      path: "registry.example.jp",
+      source: 'CI_JOB_TOKEN#registry["registry.example.jp"]',
+      inUse: false,
+    };
     m.setCredentials("r1", [host, team, job], ["registry.example.jp"]);
     const s = assertOneInUse(await samples(m));
     expect(select(s, "ci_prober_credential_info").map((x) => [x.labels.registry, x.labels.source, x.labels.in_use])).toEqual([
@@ -79,8 +136,8 @@ describe("Metrics", () => {
       { runner: "r1", registry: "registry.example.jp", source: host.source },
       { runner: "r1", registry: "registry.example.jp/team-a", source: team.source },
     ]);
-    expect(() => assertOneInUse(s.map((x) => (x.labels.source === job.source ? { ...x, labels: { ...x.labels, in_use: "true" } } : x)))).toThrow(
-      'exactly one in_use="true" per (runner, registry): r1 registry.example.jp: 2 in use',
-    );
+    expect(() =>
+      assertOneInUse(s.map((x) => (x.labels.source === job.source ? { ...x, labels: { ...x.labels, in_use: "true" } } : x))),
+    ).toThrow('exactly one in_use="true" per (runner, registry): r1 registry.example.jp: 2 in use');
   });
 });

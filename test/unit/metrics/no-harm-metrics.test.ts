@@ -9,7 +9,16 @@ const IMAGE = "registry.example.jp/ci/a:1";
 const KEY = taskKey("pull", "r1", IMAGE);
 
 function pull(over: Partial<ProbeResult>): ProbeResult {
-  return { probe: "pull", runner: "r1", target: IMAGE, success: true, durationSeconds: 0.2, startedAt: 1_800_000_000_000, log: [], ...over };
+  return {
+    probe: "pull",
+    runner: "r1",
+    target: IMAGE,
+    success: true,
+    durationSeconds: 0.2,
+    startedAt: 1_800_000_000_000,
+    log: [],
+    ...over,
+  };
 }
 
 async function samples(m: Metrics) {
@@ -21,16 +30,26 @@ describe("no-harm metrics", () => {
     const m = new Metrics();
     pullSeries(m, KEY, pull({ bytes: 1234, pull: "full" }));
     pullSeries(m, KEY, pull({ bytes: 0, pull: "manifest" }));
-    expect(select(await samples(m), "ci_prober_pull_bytes").map((x) => [x.labels, x.value])).toEqual([[{ runner: "r1", image: IMAGE, pull: "manifest" }, 0]]);
+    expect(select(await samples(m), "ci_prober_pull_bytes").map((x) => [x.labels, x.value])).toEqual([
+      [{ runner: "r1", image: IMAGE, pull: "manifest" }, 0],
+    ]);
     pullSeries(m, KEY, pull({ bytes: 99, pull: "full" }));
-    expect(select(await samples(m), "ci_prober_pull_bytes").map((x) => [x.labels, x.value])).toEqual([[{ runner: "r1", image: IMAGE, pull: "full" }, 99]]);
+    expect(select(await samples(m), "ci_prober_pull_bytes").map((x) => [x.labels, x.value])).toEqual([
+      [{ runner: "r1", image: IMAGE, pull: "full" }, 99],
+    ]);
     m.drop(KEY);
     expect(select(await samples(m), "ci_prober_pull_bytes")).toEqual([]);
   });
 
   test("a result held by the backoff reads 0, counts its reason and stamps the last run, without a duration", async () => {
     const m = new Metrics();
-    const held = pull({ success: false, reason: "unauthorized", durationSeconds: 0, startedAt: 1_800_000_060_000, backoff: { nextAttemptAt: 1_800_000_120_000, failures: 2 } });
+    const held = pull({
+      success: false,
+      reason: "unauthorized",
+      durationSeconds: 0,
+      startedAt: 1_800_000_060_000,
+      backoff: { nextAttemptAt: 1_800_000_120_000, failures: 2 },
+    });
     pullSeries(m, KEY, held);
     const s = await samples(m);
     expect(select(s, "ci_prober_pull_success").map((x) => x.value)).toEqual([0]);

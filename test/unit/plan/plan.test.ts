@@ -30,7 +30,16 @@ describe("plan", () => {
     const { docker } = setup();
     const config = testConfig({
       runners: [runnerSpec("r1", docker, ["registry-a.example.jp/ci/app:1", "registry-c.example.jp/ci/base:2"])],
-      canary: { gitlab: { url: "https://gitlab.example.jp", project: "ci/canary", ref: "main", variables: {}, intervalMs: 900_000, timeoutMs: 600_000 } },
+      canary: {
+        gitlab: {
+          url: "https://gitlab.example.jp",
+          project: "ci/canary",
+          ref: "main",
+          variables: {},
+          intervalMs: 900_000,
+          timeoutMs: 600_000,
+        },
+      },
       gitlab: { url: "https://gitlab.example.jp", intervalMs: 300_000 },
       registries: { "registry-b.example.jp": { insecure: false, ca: "-----BEGIN CERTIFICATE-----" } },
     });
@@ -70,14 +79,20 @@ describe("plan", () => {
       ["login|r1|registry-a.example.jp", 5_000, 2_000, "registry-a.example.jp"],
       ["login|r1|registry-b.example.jp", 5_000, 2_000, "registry-b.example.jp"],
     ]);
-    expect(p.errors).toEqual(['ci-prober.yml#runners[r1]: images: invalid image reference "Not An Image!": bad repository "library/Not An Image!"']);
+    expect(p.errors).toEqual([
+      'ci-prober.yml#runners[r1]: images: invalid image reference "Not An Image!": bad repository "library/Not An Image!"',
+    ]);
   });
 
   test("a local canary goes only to engine-mode runners named in canary.local.runners", async () => {
     const { docker } = setup();
     const local = { image: "registry-a.example.jp/ci/canary:1", command: ["true"], network: "none", runners: ["e1"], timeoutMs: 45_000 };
     const config = testConfig({
-      runners: [runnerSpec("e1", docker, [], { mode: "engine" }), runnerSpec("e2", docker, [], { mode: "engine" }), runnerSpec("d1", docker, [])],
+      runners: [
+        runnerSpec("e1", docker, [], { mode: "engine" }),
+        runnerSpec("e2", docker, [], { mode: "engine" }),
+        runnerSpec("d1", docker, []),
+      ],
       canary: { local },
     });
     const p = await plan({ config, logger: silentLogger, sink: NO_SINK, signal: AbortSignal.timeout(10_000) });

@@ -17,10 +17,14 @@ function runner(name: string, mode: Runner["mode"] = "direct"): Runner {
 }
 
 function credentialOf(r: Runner, password = "shared-secret-1234"): Credential {
-  return { ...passwordCredential(REG, "deployer", password), runner: r.name, source: `/home/${r.name}/.docker/config.json#auths["${REG}"]` };
+  return {
+    ...passwordCredential(REG, "deployer", password),
+    runner: r.name,
+    source: `/home/${r.name}/.docker/config.json#auths["${REG}"]`,
+  };
 }
 
-type Body = (ctx: ProbeContext<RegistrySettings>) => Promise<Partial<ProbeResult>>
+type Body = (ctx: ProbeContext<RegistrySettings>) => Promise<Partial<ProbeResult>>;
 
 function probe(r: Runner, body: Body, signal: AbortSignal, credential = credentialOf(r)): GuardedProbe<RegistrySettings> {
   return {
@@ -30,8 +34,26 @@ function probe(r: Runner, body: Body, signal: AbortSignal, credential = credenti
     target: REG,
     intervalMs: 60_000,
     signal,
-    context: (extra) => ({ settings: registrySettings(config, REG), runner: r, target: REG, signal, log: new ProbeLog(), logger: silentLogger, credentialFor: async () => credential, ...extra }),
-    run: async (ctx) => ({ probe: "login", runner: r.name, target: REG, success: true, durationSeconds: 0.01, startedAt: Date.now(), log: ["ran"], ...(await body(ctx)) }),
+    context: (extra) => ({
+      settings: registrySettings(config, REG),
+      runner: r,
+      target: REG,
+      signal,
+      log: new ProbeLog(),
+      logger: silentLogger,
+      credentialFor: async () => credential,
+      ...extra,
+    }),
+    run: async (ctx) => ({
+      probe: "login",
+      runner: r.name,
+      target: REG,
+      success: true,
+      durationSeconds: 0.01,
+      startedAt: Date.now(),
+      log: ["ran"],
+      ...(await body(ctx)),
+    }),
   };
 }
 
@@ -50,7 +72,10 @@ describe("the no-harm guard", () => {
       return {};
     };
     const d = deadline(5000);
-    const [a, b] = await Promise.all([guardedProbe(harm, probe(runner("a"), body, d.signal)), guardedProbe(harm, probe(runner("b"), body, d.signal))]);
+    const [a, b] = await Promise.all([
+      guardedProbe(harm, probe(runner("a"), body, d.signal)),
+      guardedProbe(harm, probe(runner("b"), body, d.signal)),
+    ]);
     d.dispose();
     expect(runs).toBe(1);
     expect([a.runner, a.success, a.sharedWith]).toEqual(["a", true, undefined]);
@@ -68,11 +93,17 @@ describe("the no-harm guard", () => {
       return {};
     };
     const d = deadline(5000);
-    await Promise.all([guardedProbe(harm, probe(runner("a", "engine"), body, d.signal)), guardedProbe(harm, probe(runner("b", "engine"), body, d.signal))]);
+    await Promise.all([
+      guardedProbe(harm, probe(runner("a", "engine"), body, d.signal)),
+      guardedProbe(harm, probe(runner("b", "engine"), body, d.signal)),
+    ]);
     expect(runs).toBe(2);
     const c = runner("c");
     const e = runner("e");
-    await Promise.all([guardedProbe(harm, probe(c, body, d.signal)), guardedProbe(harm, probe(e, body, d.signal, credentialOf(e, "another-secret-9876")))]);
+    await Promise.all([
+      guardedProbe(harm, probe(c, body, d.signal)),
+      guardedProbe(harm, probe(e, body, d.signal, credentialOf(e, "another-secret-9876"))),
+    ]);
     d.dispose();
     expect(runs).toBe(4);
   });
@@ -92,7 +123,9 @@ describe("the no-harm guard", () => {
     expect(ran).toBe(false);
     expect(held).toMatchObject({ runner: "a", success: false, reason: "unauthorized", durationSeconds: 0, backoff: { failures: 1 } });
     expect(held.error).toMatch(
-      new RegExp(`^backing off, next attempt at \\S+Z \\(${REG.replace(/\./g, "\\.")} refused this credential 1 time in a row: GET http://gitlab\\.example\\.jp/jwt/auth: HTTP 401\\)$`),
+      new RegExp(
+        `^backing off, next attempt at \\S+Z \\(${REG.replace(/\./g, "\\.")} refused this credential 1 time in a row: GET http://gitlab\\.example\\.jp/jwt/auth: HTTP 401\\)$`,
+      ),
     );
     expect(held.backoff?.nextAttemptAt).toBeGreaterThanOrEqual(first.startedAt + 59_000);
     expect(held.credential?.source).toBe(`/home/a/.docker/config.json#auths["${REG}"]`);
@@ -101,8 +134,14 @@ describe("the no-harm guard", () => {
   test("in engine mode an unauthorized result backs the secret off too (the engine asked the registry)", async () => {
     const harm = new NoHarm({});
     const d = deadline(5000);
-    await guardedProbe(harm, probe(runner("a", "engine"), async () => ({ success: false, reason: "unauthorized", error: "engine: unauthorized" }), d.signal));
-    const held = await guardedProbe(harm, probe(runner("b", "engine"), async () => ({}), d.signal));
+    await guardedProbe(
+      harm,
+      probe(runner("a", "engine"), async () => ({ success: false, reason: "unauthorized", error: "engine: unauthorized" }), d.signal),
+    );
+    const held = await guardedProbe(
+      harm,
+      probe(runner("b", "engine"), async () => ({}), d.signal),
+    );
     d.dispose();
     expect(held.backoff?.failures).toBe(1);
   });
@@ -110,9 +149,15 @@ describe("the no-harm guard", () => {
   test("a probe waiting for another runner's identical probe past its own deadline reports a timeout", async () => {
     const harm = new NoHarm({});
     const long = deadline(5000);
-    const slow = guardedProbe(harm, probe(runner("a"), () => new Promise((r) => setTimeout(() => r({}), 300)), long.signal));
+    const slow = guardedProbe(
+      harm,
+      probe(runner("a"), () => new Promise((r) => setTimeout(() => r({}), 300)), long.signal),
+    );
     const short = deadline(50);
-    const waiting = await guardedProbe(harm, probe(runner("b"), async () => ({}), short.signal));
+    const waiting = await guardedProbe(
+      harm,
+      probe(runner("b"), async () => ({}), short.signal),
+    );
     expect([waiting.runner, waiting.success, waiting.reason]).toEqual(["b", false, "timeout"]);
     expect((await slow).success).toBe(true);
     long.dispose();

@@ -26,7 +26,12 @@ describe("the pull plan", () => {
   test("a Docker Hub image gets manifest checks only, every round, unless full_pull_interval is set for it", () => {
     const config = testConfig({ fullPullIntervalMs: 30 * 60_000 });
     expect(fullPullIntervalFor(config, {}, "docker.io")).toBeUndefined();
-    for (const image of ["busybox:1", "docker.io/library/busybox:1", "registry-1.docker.io/library/busybox:1", "index.docker.io/team/app"]) {
+    for (const image of [
+      "busybox:1",
+      "docker.io/library/busybox:1",
+      "registry-1.docker.io/library/busybox:1",
+      "index.docker.io/team/app",
+    ]) {
       expect(fullPullIntervalFor(config, {}, parseImageRef(image).registry), image).toBeUndefined();
     }
     expect(kinds(fullPullIntervalFor(config, {}, "docker.io"), 5)).toEqual(["manifest", "manifest", "manifest", "manifest", "manifest"]);
@@ -47,7 +52,10 @@ describe("the pull plan", () => {
   });
 
   test("the runner's setting beats the registry's, which beats the top level's; 0s is a full pull every round", () => {
-    const config = testConfig({ fullPullIntervalMs: 2 * H, registries: { "registry.example.jp": { insecure: false, fullPullIntervalMs: 3 * H } } });
+    const config = testConfig({
+      fullPullIntervalMs: 2 * H,
+      registries: { "registry.example.jp": { insecure: false, fullPullIntervalMs: 3 * H } },
+    });
     expect(fullPullIntervalFor(config, {}, "other.example.jp")).toBe(2 * H);
     expect(fullPullIntervalFor(config, {}, "registry.example.jp")).toBe(3 * H);
     expect(fullPullIntervalFor(config, { fullPullIntervalMs: 0 }, "registry.example.jp")).toBe(0);

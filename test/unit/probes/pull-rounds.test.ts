@@ -23,7 +23,12 @@ afterAll(async () => {
   await registry.close();
 });
 
-async function rounds(n: number, fullPullIntervalMs: number | undefined, harm: NoHarm, between?: (round: number) => void): Promise<ProbeResult[]> {
+async function rounds(
+  n: number,
+  fullPullIntervalMs: number | undefined,
+  harm: NoHarm,
+  between?: (round: number) => void,
+): Promise<ProbeResult[]> {
   const runners = [{ source: RUNNER.source, name: RUNNER.name, mode: "direct" as const, images: [registry.image], fresh: false }];
   const config = testConfig({ runners, ...(fullPullIntervalMs !== undefined ? { fullPullIntervalMs } : {}) });
   const results: ProbeResult[] = [];
@@ -60,7 +65,9 @@ describe("direct pull: manifest checks between full pulls", () => {
     expect(results.map((r) => [r.success, r.pull])).toEqual([[true, "full"], ...Array(9).fill([true, "manifest"])]);
     expect(results[0]?.bytes).toBe(after.blobBytes - before.blobBytes);
     expect(results.slice(1).map((r) => r.bytes)).toEqual(Array(9).fill(0));
-    expectLogLine(results[1]?.log, { endsWith: `manifest ${"application/vnd.docker.distribution.manifest.v2+json"} ${registry.digest()} (HEAD)` });
+    expectLogLine(results[1]?.log, {
+      endsWith: `manifest ${"application/vnd.docker.distribution.manifest.v2+json"} ${registry.digest()} (HEAD)`,
+    });
     expectLogLine(results[1]?.log, { endsWith: "manifest check" });
   });
 

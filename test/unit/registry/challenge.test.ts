@@ -4,11 +4,16 @@ import { parseChallenges, parseScope, pickChallenge } from "../../../src/registr
 
 describe("parseChallenges", () => {
   test("reads a Bearer challenge with realm, service and a scope whose name holds host:port", () => {
-    const header = 'Bearer realm="https://gitlab.example.jp/jwt/auth",service="container_registry",scope="repository:127.0.0.1:5000/ci/app:pull"';
+    const header =
+      'Bearer realm="https://gitlab.example.jp/jwt/auth",service="container_registry",scope="repository:127.0.0.1:5000/ci/app:pull"';
     expect(parseChallenges(header)).toEqual([
       {
         scheme: "bearer",
-        params: { realm: "https://gitlab.example.jp/jwt/auth", service: "container_registry", scope: "repository:127.0.0.1:5000/ci/app:pull" },
+        params: {
+          realm: "https://gitlab.example.jp/jwt/auth",
+          service: "container_registry",
+          scope: "repository:127.0.0.1:5000/ci/app:pull",
+        },
       },
     ]);
   });
@@ -29,7 +34,7 @@ describe("parseChallenges", () => {
 
   test("prefers Bearer over Basic, as Docker does", () => {
     expect(pickChallenge(parseChallenges('Basic realm="a", Bearer realm="b"'))?.scheme).toBe("bearer");
-    expect(pickChallenge(parseChallenges('Negotiate abc=='))).toBeUndefined();
+    expect(pickChallenge(parseChallenges("Negotiate abc=="))).toBeUndefined();
   });
 
   test("throws bad_response for an unterminated quoted value", () => {
@@ -53,7 +58,11 @@ describe("parseChallenges", () => {
 
 describe("parseScope", () => {
   test("splits from both ends so a registry host:port stays in the name", () => {
-    expect(parseScope("repository:127.0.0.1:5000/ci/app:pull,push")).toEqual({ type: "repository", name: "127.0.0.1:5000/ci/app", actions: ["pull", "push"] });
+    expect(parseScope("repository:127.0.0.1:5000/ci/app:pull,push")).toEqual({
+      type: "repository",
+      name: "127.0.0.1:5000/ci/app",
+      actions: ["pull", "push"],
+    });
     expect(parseScope("registry:catalog:*")).toEqual({ type: "registry", name: "catalog", actions: ["*"] });
     expect(parseScope("nonsense")).toBeUndefined();
   });

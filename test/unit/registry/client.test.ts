@@ -49,7 +49,9 @@ describe("parseManifest", () => {
 
   test("names the first invalid field of a malformed manifest", () => {
     const body = Buffer.from(JSON.stringify({ ...image, config: { digest: "nope", size: 1 } }));
-    expect(() => parseManifest(body, DOCKER_MANIFEST, "GET x")).toThrow(`GET x: invalid ${DOCKER_MANIFEST} at config.digest: expected a digest like sha256:…`);
+    expect(() => parseManifest(body, DOCKER_MANIFEST, "GET x")).toThrow(
+      `GET x: invalid ${DOCKER_MANIFEST} at config.digest: expected a digest like sha256:…`,
+    );
   });
 });
 

@@ -69,7 +69,13 @@ beforeEach(() => {
 function pull() {
   const ctx = probeContext({ target: `${host}/pool/app:latest` });
   return runProbe("pull", ctx, async (c) => {
-    const client = new RegistryClient({ registry: host, credential: undefined, transport: undefined, signal: ctx.signal, log: (m) => ctx.log.step(m) });
+    const client = new RegistryClient({
+      registry: host,
+      credential: undefined,
+      transport: undefined,
+      signal: ctx.signal,
+      log: (m) => ctx.log.step(m),
+    });
     try {
       c.record.bytes((await client.pull(parseImageRef(ctx.target), { os: "linux", architecture: "amd64" })).bytes);
     } finally {

@@ -60,7 +60,9 @@ describe("ResponseReader", () => {
 
   test("rejects what is not an HTTP/1.x status line as bad_response", () => {
     const reader = new ResponseReader(ENDPOINT, () => undefined);
-    expect(() => reader.feed(Buffer.from("SSH-2.0-OpenSSH_9.2\r\n\r\n"))).toThrow(`${ENDPOINT}: not an HTTP/1.1 status line: "SSH-2.0-OpenSSH_9.2"`);
+    expect(() => reader.feed(Buffer.from("SSH-2.0-OpenSSH_9.2\r\n\r\n"))).toThrow(
+      `${ENDPOINT}: not an HTTP/1.1 status line: "SSH-2.0-OpenSSH_9.2"`,
+    );
   });
 });
 

@@ -47,12 +47,31 @@ let notAfter: number;
 /** A registry over TLS on 127.0.0.1 with a self-signed certificate made by `openssl req -x509`; /v2/ needs no auth. */
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "ci-prober-tls-"));
-  execFileSync("openssl", [
-    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=ci-prober-test-registry",
-    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-  ], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "30",
+      "-subj",
+      "/CN=ci-prober-test-registry",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+    ],
+    { stdio: "ignore" },
+  );
   cert = readFileSync(join(dir, "cert.pem"), "utf8");
-  const end = execFileSync("openssl", ["x509", "-enddate", "-noout", "-in", join(dir, "cert.pem")]).toString().trim();
+  const end = execFileSync("openssl", ["x509", "-enddate", "-noout", "-in", join(dir, "cert.pem")])
+    .toString()
+    .trim();
   notAfter = Date.parse(end.replace(/^notAfter=/, ""));
   server = createServer({ key: readFileSync(join(dir, "key.pem")), cert }, (req, res) => {
     const blob = IMAGE.blobs.get(req.url ?? "");
@@ -100,7 +119,9 @@ describe("certificateExpiry", () => {
   });
 
   test("rejects with the connection error when nothing listens", async () => {
-    await expect(certificateExpiry("127.0.0.1:1", { signal: AbortSignal.timeout(5_000), scheme: "https" })).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    await expect(certificateExpiry("127.0.0.1:1", { signal: AbortSignal.timeout(5_000), scheme: "https" })).rejects.toMatchObject({
+      code: "ECONNREFUSED",
+    });
   });
 });
 
@@ -133,7 +154,9 @@ describe("the registry client over HTTPS", () => {
   }
 
   test("pulls and verifies an image over TLS, a blob in chunked transfer coding", async () => {
-    const result = await withClient(cert, async (client) => ({ bytes: (await client.pull(parseImageRef(`${host}/tls/app:latest`), { os: "linux", architecture: "amd64" })).bytes }));
+    const result = await withClient(cert, async (client) => ({
+      bytes: (await client.pull(parseImageRef(`${host}/tls/app:latest`), { os: "linux", architecture: "amd64" })).bytes,
+    }));
     expect(result.success).toBe(true);
     expect(result.bytes).toBe(IMAGE.bytes);
     expect(result.log.filter((l) => / blob sha256:[0-9a-f]{64} \d+ bytes verified$/.test(l))).toHaveLength(2);
@@ -142,7 +165,9 @@ describe("the registry client over HTTPS", () => {
   test("the blob path's own TLS socket is tls without the CA, and names the endpoint", async () => {
     const url = new URL(`https://${host}${[...IMAGE.blobs.keys()][0]}`);
     const endpoint = `GET https://${host}${url.pathname}`;
-    const err = await streamGet(url, endpoint, { signal: AbortSignal.timeout(5_000), onBody: () => undefined, userAgent: "test" }).catch((e: unknown) => e);
+    const err = await streamGet(url, endpoint, { signal: AbortSignal.timeout(5_000), onBody: () => undefined, userAgent: "test" }).catch(
+      (e: unknown) => e,
+    );
     expect(classify(err)).toBe("tls");
     expect((err as Error).message).toBe(`${endpoint}: self-signed certificate`);
   });
@@ -151,7 +176,9 @@ describe("the registry client over HTTPS", () => {
     const context = trustFor(cert).context;
     const count = secureContextCount();
     for (let i = 0; i < 3; i++) {
-      const result = await withClient(cert, async (client) => ({ bytes: (await client.pull(parseImageRef(`${host}/tls/app:latest`), { os: "linux", architecture: "amd64" })).bytes }));
+      const result = await withClient(cert, async (client) => ({
+        bytes: (await client.pull(parseImageRef(`${host}/tls/app:latest`), { os: "linux", architecture: "amd64" })).bytes,
+      }));
       expect(result.success).toBe(true);
     }
     expect(trustFor(cert).context).toBe(context);

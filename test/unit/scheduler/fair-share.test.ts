@@ -15,21 +15,82 @@ function held(): { work: () => Promise<void>; release: () => void; started: bool
 
 describe("apportion", () => {
   test("splits the places by demand, by largest remainder, adding up to the size", () => {
-    expect(apportion(8, new Map([["a", 398], ["stuck", 2]]))).toEqual(new Map([["a", 7], ["stuck", 1]]));
-    expect(apportion(8, new Map([["a", 1], ["b", 1], ["c", 1]]))).toEqual(new Map([["a", 3], ["b", 3], ["c", 2]]));
-    expect(apportion(32, new Map([["ht", 1000], ["tok", 1000]]))).toEqual(new Map([["ht", 16], ["tok", 16]]));
+    expect(
+      apportion(
+        8,
+        new Map([
+          ["a", 398],
+          ["stuck", 2],
+        ]),
+      ),
+    ).toEqual(
+      new Map([
+        ["a", 7],
+        ["stuck", 1],
+      ]),
+    );
+    expect(
+      apportion(
+        8,
+        new Map([
+          ["a", 1],
+          ["b", 1],
+          ["c", 1],
+        ]),
+      ),
+    ).toEqual(
+      new Map([
+        ["a", 3],
+        ["b", 3],
+        ["c", 2],
+      ]),
+    );
+    expect(
+      apportion(
+        32,
+        new Map([
+          ["ht", 1000],
+          ["tok", 1000],
+        ]),
+      ),
+    ).toEqual(
+      new Map([
+        ["ht", 16],
+        ["tok", 16],
+      ]),
+    );
   });
 
   test("gives one group alone every place, and every group at least one", () => {
     expect(apportion(8, new Map([["only", 5]]))).toEqual(new Map([["only", 8]]));
-    expect(apportion(2, new Map([["a", 1], ["b", 1], ["c", 1]]))).toEqual(new Map([["a", 1], ["b", 1], ["c", 1]]));
+    expect(
+      apportion(
+        2,
+        new Map([
+          ["a", 1],
+          ["b", 1],
+          ["c", 1],
+        ]),
+      ),
+    ).toEqual(
+      new Map([
+        ["a", 1],
+        ["b", 1],
+        ["c", 1],
+      ]),
+    );
   });
 });
 
 describe("FairShare", () => {
   test("a group at its share waits while another group's later run takes a free slot", async () => {
     const slots = new FairShare(4);
-    slots.setDemand(new Map([["stuck", 1], ["good", 1]]));
+    slots.setDemand(
+      new Map([
+        ["stuck", 1],
+        ["good", 1],
+      ]),
+    );
     const stuck = [held(), held(), held()];
     for (const h of stuck) void slots.run("stuck", never, h.work);
     const good = held();
@@ -43,7 +104,12 @@ describe("FairShare", () => {
 
   test("takes the global slot and the group's place together: waiting never holds either", async () => {
     const slots = new FairShare(2);
-    slots.setDemand(new Map([["a", 1], ["b", 1]]));
+    slots.setDemand(
+      new Map([
+        ["a", 1],
+        ["b", 1],
+      ]),
+    );
     const a1 = held();
     const a2 = held();
     const b1 = held();

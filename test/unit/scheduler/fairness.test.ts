@@ -46,7 +46,12 @@ test("200 runners, a stuck registry, concurrency 8: every healthy probe runs eve
     })),
   );
   const healthy = tasks.filter((t) => t.group !== "stuck").map((t) => t.key);
-  scheduler = new Scheduler({ concurrency: CONCURRENCY, logger: silentLogger, jitter: () => Math.random() * 100, onSkip: (t, cause) => skips.push({ key: t.key, cause }) });
+  scheduler = new Scheduler({
+    concurrency: CONCURRENCY,
+    logger: silentLogger,
+    jitter: () => Math.random() * 100,
+    onSkip: (t, cause) => skips.push({ key: t.key, cause }),
+  });
   scheduler.sync(tasks);
   expect(scheduler.slots("stuck").share).toBe(2);
 

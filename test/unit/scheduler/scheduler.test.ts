@@ -8,10 +8,14 @@ const k = (target: string): TaskKey => taskKey("login", "runner-a", target);
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(t);
-      reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
-    }, { once: true });
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
+      },
+      { once: true },
+    );
   });
 
 let scheduler: Scheduler | undefined;
@@ -31,13 +35,20 @@ describe("Scheduler", () => {
     let inFlight = 0;
     let maxInFlight = 0;
     const starts: number[] = [];
-    s.sync([{ key: k("slow"), intervalMs: 100, timeoutMs: 5000, run: async (signal) => {
-      inFlight++;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      starts.push(Date.now());
-      await sleep(250, signal);
-      inFlight--;
-    } }]);
+    s.sync([
+      {
+        key: k("slow"),
+        intervalMs: 100,
+        timeoutMs: 5000,
+        run: async (signal) => {
+          inFlight++;
+          maxInFlight = Math.max(maxInFlight, inFlight);
+          starts.push(Date.now());
+          await sleep(250, signal);
+          inFlight--;
+        },
+      },
+    ]);
     await sleep(1050);
     expect(maxInFlight).toBe(1);
     // A run starts only on a tick after the previous one ended: starts are at least 250 ms apart, on the 100 ms grid.
@@ -51,7 +62,10 @@ describe("Scheduler", () => {
     let inFlight = 0;
     let maxInFlight = 0;
     const tasks: Task[] = Array.from({ length: 5 }, (_, i) => ({
-      key: k(`t${i}`), intervalMs: 10_000, timeoutMs: 5000, run: async (signal) => {
+      key: k(`t${i}`),
+      intervalMs: 10_000,
+      timeoutMs: 5000,
+      run: async (signal) => {
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
         await sleep(100, signal);
@@ -68,10 +82,17 @@ describe("Scheduler", () => {
     const s = make(1);
     let aborted = -1;
     const t0 = Date.now();
-    await s.runOnce([{ key: k("hang"), intervalMs: 10_000, timeoutMs: 300, run: async (signal) => {
-      await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
-      aborted = Date.now() - t0;
-    } }]);
+    await s.runOnce([
+      {
+        key: k("hang"),
+        intervalMs: 10_000,
+        timeoutMs: 300,
+        run: async (signal) => {
+          await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+          aborted = Date.now() - t0;
+        },
+      },
+    ]);
     expect(aborted).toBeGreaterThanOrEqual(295);
     expect(aborted).toBeLessThan(600);
   });
@@ -81,9 +102,14 @@ describe("Scheduler", () => {
     const stamps: number[] = [];
     s.sync([
       { key: k("stuck"), intervalMs: 200, timeoutMs: 60_000, run: (signal) => sleep(120_000, signal) },
-      { key: k("healthy"), intervalMs: 200, timeoutMs: 1000, run: async () => {
-        stamps.push(Date.now());
-      } },
+      {
+        key: k("healthy"),
+        intervalMs: 200,
+        timeoutMs: 1000,
+        run: async () => {
+          stamps.push(Date.now());
+        },
+      },
     ]);
     await sleep(2100);
     expect(stamps.length).toBeGreaterThanOrEqual(10);
@@ -94,9 +120,14 @@ describe("Scheduler", () => {
   test("sync() stops tasks that disappeared and reports them", async () => {
     const s = make(2);
     let runs = 0;
-    const task: Task = { key: k("gone"), intervalMs: 50, timeoutMs: 1000, run: async () => {
-      runs++;
-    } };
+    const task: Task = {
+      key: k("gone"),
+      intervalMs: 50,
+      timeoutMs: 1000,
+      run: async () => {
+        runs++;
+      },
+    };
     expect(s.sync([task])).toEqual({ added: [k("gone")], removed: [] });
     await sleep(120);
     expect(s.sync([])).toEqual({ added: [], removed: [k("gone")] });
@@ -109,11 +140,18 @@ describe("Scheduler", () => {
   test("stop() aborts runs in flight and waits for them", async () => {
     const s = make(1);
     let sawAbort = false;
-    s.sync([{ key: k("long"), intervalMs: 10_000, timeoutMs: 60_000, run: async (signal) => {
-      await sleep(60_000, signal).catch(() => {
-        sawAbort = true;
-      });
-    } }]);
+    s.sync([
+      {
+        key: k("long"),
+        intervalMs: 10_000,
+        timeoutMs: 60_000,
+        run: async (signal) => {
+          await sleep(60_000, signal).catch(() => {
+            sawAbort = true;
+          });
+        },
+      },
+    ]);
     await sleep(50);
     await s.stop();
     expect(sawAbort).toBe(true);
@@ -124,13 +162,25 @@ describe("Scheduler groups", () => {
   test("tasks of one stuck group hold at most their share of the slots; other groups keep running", async () => {
     const s = make(2);
     const stamps: number[] = [];
-    const stuck = (name: string): Task => ({ key: k(name), group: "stuck-registry", intervalMs: 200, timeoutMs: 60_000, run: (signal) => sleep(120_000, signal) });
+    const stuck = (name: string): Task => ({
+      key: k(name),
+      group: "stuck-registry",
+      intervalMs: 200,
+      timeoutMs: 60_000,
+      run: (signal) => sleep(120_000, signal),
+    });
     s.sync([
       stuck("login"),
       stuck("pull"),
-      { key: k("healthy"), group: "good-registry", intervalMs: 200, timeoutMs: 1000, run: async () => {
-        stamps.push(Date.now());
-      } },
+      {
+        key: k("healthy"),
+        group: "good-registry",
+        intervalMs: 200,
+        timeoutMs: 1000,
+        run: async () => {
+          stamps.push(Date.now());
+        },
+      },
     ]);
     await sleep(1500);
     expect(stamps.length).toBeGreaterThanOrEqual(7);
