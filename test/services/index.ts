@@ -6,6 +6,7 @@ import { ciState } from "../fake-gitlab/pipelines.js";
 import { startFakeGitlab, type FakeGitlab } from "../fake-gitlab/server.js";
 import { ISSUER, SERVICE, signingKey } from "../fake-gitlab/jwt.js";
 import { freePort, run, startProc, waitForListen, type Proc } from "./procs.js";
+import { selfSignedCert } from "./tls.js";
 
 /**
  * Real services for the tests, all on 127.0.0.1 or a private unix socket:
@@ -70,25 +71,7 @@ export async function startServices(opts: { withDockerd?: boolean } = {}): Promi
   };
   try {
     // Token signing key and the certificate the registry trusts it through.
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-keyout",
-        join(tmp, "token.key"),
-        "-out",
-        join(tmp, "token.crt"),
-        "-subj",
-        "/CN=ci-prober-test-token",
-      ],
-      { stdio: "ignore" },
-    );
+    selfSignedCert(tmp, { name: "ci-prober-test-token", days: 2, keyFile: "token.key", certFile: "token.crt", ip: false });
     const key = signingKey(execFileSync("cat", [join(tmp, "token.key")]).toString());
     gitlab = await startFakeGitlab(key);
     // Every daemon of the suite shares this instance: its 2000-a-minute throttle would make their API budgets wait on one another.

@@ -45,3 +45,17 @@ export function makeTlsMaterial(dir: string): { client: string; server: { ca: st
   issue("ci-prober", client, "extendedKeyUsage=clientAuth\n");
   return { client, server: { ca: join(server, "ca.pem"), cert: join(server, "cert.pem"), key: join(server, "key.pem") } };
 }
+
+/** A self-signed certificate and its key (`openssl req -x509`), for 127.0.0.1 unless `ip` is false. */
+export function selfSignedCert(
+  dir: string,
+  opts: { name: string; days: number; keyFile?: string; certFile?: string; ip?: boolean },
+): { key: string; cert: string } {
+  const key = join(dir, opts.keyFile ?? "key.pem");
+  const cert = join(dir, opts.certFile ?? "cert.pem");
+  const san = opts.ip === false ? [] : ["-addext", "subjectAltName=IP:127.0.0.1"];
+  const days = String(opts.days);
+  const args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", days, "-subj", `/CN=${opts.name}`, ...san];
+  execFileSync("openssl", [...args, "-keyout", key, "-out", cert], { stdio: "ignore" });
+  return { key, cert };
+}

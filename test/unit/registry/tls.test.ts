@@ -15,6 +15,7 @@ import { streamGet } from "../../../src/registry/rawget.js";
 import { certificateExpiry } from "../../../src/registry/tls.js";
 import { probeContext } from "../../helpers/registry.js";
 import { expectLogLine } from "../../helpers/log.js";
+import { selfSignedCert } from "../../services/tls.js";
 
 const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
 
@@ -47,27 +48,7 @@ let notAfter: number;
 /** A registry over TLS on 127.0.0.1 with a self-signed certificate made by `openssl req -x509`; /v2/ needs no auth. */
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "ci-prober-tls-"));
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "30",
-      "-subj",
-      "/CN=ci-prober-test-registry",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-      "-keyout",
-      join(dir, "key.pem"),
-      "-out",
-      join(dir, "cert.pem"),
-    ],
-    { stdio: "ignore" },
-  );
+  selfSignedCert(dir, { name: "ci-prober-test-registry", days: 30 });
   cert = readFileSync(join(dir, "cert.pem"), "utf8");
   const end = execFileSync("openssl", ["x509", "-enddate", "-noout", "-in", join(dir, "cert.pem")])
     .toString()
