@@ -1,3 +1,5 @@
+import type { Metrics } from "../../src/metrics/index.js";
+import type { ProbeResult } from "../../src/types.js";
 /** One sample of the Prometheus text format. */
 export interface Sample {
   name: string;
@@ -51,4 +53,23 @@ export function assertOneInUse(samples: Sample[]): Sample[] {
   if (broken.length > 0)
     throw new Error(`ci_prober_credential_info must have exactly one in_use="true" per (runner, registry): ${broken.join("; ")}`);
   return samples;
+}
+
+/** One probe's result for metric tests: a successful login of r1 unless `over` says otherwise. */
+export function probeResult(over: Partial<ProbeResult>): ProbeResult {
+  return {
+    probe: "login",
+    runner: "r1",
+    target: "registry.example.jp",
+    success: true,
+    durationSeconds: 0.2,
+    startedAt: 1_800_000_000_000,
+    log: [],
+    ...over,
+  };
+}
+
+/** The samples a Metrics instance exposes now. */
+export async function metricSamples(m: Metrics): Promise<Sample[]> {
+  return parseMetrics(await m.text());
 }

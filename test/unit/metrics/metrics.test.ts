@@ -2,25 +2,10 @@ import { describe, expect, test } from "vitest";
 import { Metrics } from "../../../src/metrics/index.js";
 import { gitlabCanarySeries, loginSeries, pullSeries } from "../../../src/probes/index.js";
 import { taskKey } from "../../../src/task-key.js";
-import type { ProbeResult } from "../../../src/types.js";
-import { assertOneInUse, parseMetrics, select } from "../../helpers/metrics.js";
+import { assertOneInUse, metricSamples, probeResult, select } from "../../helpers/metrics.js";
 
-function result(over: Partial<ProbeResult>): ProbeResult {
-  return {
-    probe: "login",
-    runner: "r1",
-    target: "registry.example.jp",
-    success: true,
-    durationSeconds: 0.2,
-    startedAt: 1_800_000_000_000,
-    log: [],
-    ...over,
-  };
-}
-
-async function samples(m: Metrics) {
-  return parseMetrics(await m.text());
-}
+const result = probeResult;
+const samples = metricSamples;
 
 describe("Metrics", () => {
   test("a failed login sets success 0, counts the reason, and stamps the last run", async () => {

@@ -3,27 +3,16 @@ import { Metrics } from "../../../src/metrics/index.js";
 import { pullSeries } from "../../../src/probes/index.js";
 import { taskKey } from "../../../src/task-key.js";
 import type { ProbeResult } from "../../../src/types.js";
-import { parseMetrics, select } from "../../helpers/metrics.js";
+import { metricSamples, probeResult, select } from "../../helpers/metrics.js";
 
 const IMAGE = "registry.example.jp/ci/a:1";
 const KEY = taskKey("pull", "r1", IMAGE);
 
 function pull(over: Partial<ProbeResult>): ProbeResult {
-  return {
-    probe: "pull",
-    runner: "r1",
-    target: IMAGE,
-    success: true,
-    durationSeconds: 0.2,
-    startedAt: 1_800_000_000_000,
-    log: [],
-    ...over,
-  };
+  return probeResult({ probe: "pull", target: IMAGE, ...over });
 }
 
-async function samples(m: Metrics) {
-  return parseMetrics(await m.text());
-}
+const samples = metricSamples;
 
 describe("no-harm metrics", () => {
   test("pull_bytes is one series per runner and image whose pull label says which kind ran last", async () => {
